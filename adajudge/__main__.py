@@ -1,0 +1,4 @@
+from adajudge.cli import main
+import sys
+
+sys.exit(main())

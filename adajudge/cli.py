@@ -1,0 +1,33 @@
+"""The `adajudge` command: one subcommand per job, each defined in the module that does the job.
+
+Every subcommand module exposes `add_arguments(parser)` and `run(args) -> int`; they are imported only
+when their subcommand is chosen, so `adajudge --help` stays fast.
+"""
+import argparse
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "demo": ("adajudge.training.demo", "train a last-token and an AdaJudge head on SmolLM2 features"),
+    "train": ("adajudge.training.cli", "train a reward model on preference pairs"),
+    "eval": ("adajudge.eval.cli", "score a reward model on RewardBench, RM-Bench or JudgeBench"),
+    "judge": ("adajudge.rrm.cli", "best-of-N with a generative pairwise judge (RRM)"),
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="adajudge", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    chosen = (argv if argv is not None else sys.argv[1:])[:1]
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text)
+        if chosen == [name]:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub)
+            sub.set_defaults(run=module.run)
+    args = parser.parse_args(argv)
+    return int(args.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
