@@ -5,14 +5,20 @@ import triton
 # Bytes of one [BLOCK_T, D] token tile that should stay cache-resident between the two sweeps over D that
 # the pooling kernels make per token block (the second sweep re-reads the tile from L1/L2, not DRAM).
 TILE_BYTES = 128 << 10
-# Elements of one [BLOCK_T, BLOCK_D] register tile.
-TILE_ELEMENTS = 4096
+# Elements of one [BLOCK_T, BLOCK_D] register tile, and the warps that share it (8 fp32 per thread).
+TILE_ELEMENTS = 2048
+POOL_WARPS = 8
+# Warps for the small [B, V] and [N] kernels.
+SMALL_WARPS = 4
+# Software-pipelining depth of every kernel's loops: 1 (none); deeper pipelines multiply the registers of
+# the tiles in flight and spilled in the compile check.
+NUM_STAGES = 1
 
 
 def token_tile(dim: int, element_size: int) -> tuple[int, int]:
     """`(BLOCK_T, BLOCK_D)` for sweeping `[tokens, dim]` rows: BLOCK_T tokens, D in chunks of BLOCK_D."""
     fit = max(1, TILE_BYTES // (dim * element_size))
-    block_t = min(max(1 << (fit.bit_length() - 1), 4), 64)  # largest power of two that fits, in [4, 64]
+    block_t = min(max(1 << (fit.bit_length() - 1), 4), 16)  # largest power of two that fits, in [4, 16]
     block_d = min(triton.next_power_of_2(dim), max(64, TILE_ELEMENTS // block_t))
     return block_t, block_d
 

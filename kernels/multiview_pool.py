@@ -20,7 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
-from adajudge.kernels.launch import token_splits, token_tile
+from adajudge.kernels.launch import NUM_STAGES, POOL_WARPS, token_splits, token_tile
 
 RESPONSE, PROMPT = 2, 1  # token classes in the int8 `kinds` map; 0 = padding
 
@@ -271,6 +271,7 @@ def multiview_pool_fwd(hidden, attention_mask, response_mask, attn_weight, attn_
         scores=scores, partial_acc=partial_acc, partial_stats=partial_stats,
         T=length, D=dim, chunk_len=chunk_len, num_splits=num_splits, stride_hb=stride_hb, stride_ht=stride_ht,
         HAS_BIAS=attn_bias is not None, IS_VARLEN=cu_seqlens is not None, BLOCK_T=block_t, BLOCK_D=block_d,
+        num_warps=POOL_WARPS, num_stages=NUM_STAGES,
     )
     views = torch.empty(rows, 4, dim, dtype=hidden.dtype, device=device)
     z_attn = torch.empty(rows, dim, dtype=torch.float32, device=device)
@@ -282,7 +283,7 @@ def multiview_pool_fwd(hidden, attention_mask, response_mask, attn_weight, attn_
         hidden=hidden, cu_seqlens=cu_seqlens, partial_acc=partial_acc, partial_stats=partial_stats,
         views=views, z_attn=z_attn, lse=lse, counts=counts, last_index=last_index,
         D=dim, num_splits=num_splits, stride_hb=stride_hb, stride_ht=stride_ht,
-        IS_VARLEN=cu_seqlens is not None, BLOCK_D=combine_block_d,
+        IS_VARLEN=cu_seqlens is not None, BLOCK_D=combine_block_d, num_warps=POOL_WARPS, num_stages=NUM_STAGES,
     )
     return views, (kinds, scores, z_attn, lse, counts, last_index)
 
@@ -305,7 +306,7 @@ def multiview_pool_bwd(grad_views, hidden, attn_weight, attn_bias, cu_seqlens, s
         d_hidden=d_hidden, partial_dw=partial_dw, partial_db=partial_db,
         T=length, D=dim, chunk_len=chunk_len, num_splits=num_splits, stride_hb=stride_hb, stride_ht=stride_ht,
         stride_gb=grad_views.stride(0), stride_gv=grad_views.stride(1), stride_gd=grad_views.stride(2),
-        IS_VARLEN=cu_seqlens is not None, BLOCK_T=block_t, BLOCK_D=block_d,
+        IS_VARLEN=cu_seqlens is not None, BLOCK_T=block_t, BLOCK_D=block_d, num_warps=POOL_WARPS, num_stages=NUM_STAGES,
     )
     d_weight = partial_dw.sum(0).to(attn_weight.dtype)
     d_bias = None if attn_bias is None else partial_db.sum().to(attn_bias.dtype).reshape(attn_bias.shape)

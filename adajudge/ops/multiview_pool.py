@@ -21,7 +21,6 @@ class MultiViewPoolFunction(torch.autograd.Function):
         ctx.impl, ctx.num_saved = impl, len(saved)
         ctx.has_bias, ctx.has_cu_seqlens = attn_bias is not None, cu_seqlens is not None
         ctx.save_for_backward(hidden, attn_weight, attn_bias, cu_seqlens, *saved)
-        ctx.mark_non_differentiable()
         return views
 
     @staticmethod
@@ -105,4 +104,6 @@ def multiview_pool(
             hidden, attention_mask, response_mask, attn_weight=attn_weight, attn_bias=attn_bias, cu_seqlens=cu_seqlens
         )
     impl = implementation(resolved, "multiview_pool")
+    if response_mask is attention_mask:  # same meaning, and autograd.Function under dynamo rejects duplicate inputs
+        response_mask = None
     return MultiViewPoolFunction.apply(hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_seqlens, impl)

@@ -1,0 +1,145 @@
+"""multiview_pool: every backend against the reference (forward and every gradient), and its contracts."""
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adajudge.ops import multiview_pool
+from op_cases import BACKENDS, DEVICE, LOW_PRECISION, check_against_reference, pooling_masks, run_with_grads
+
+
+@st.composite
+def pooling_inputs(draw, dtype):
+    batch, length = draw(st.integers(1, 4)), draw(st.integers(1, 20))
+    dim = draw(st.sampled_from([1, 3, 8, 17, 40, 64]))
+    seed = draw(st.integers(0, 2**16))
+    attention, response = draw(pooling_masks(batch, length))
+    gen = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(batch, length, dim, generator=gen).to(dtype)
+    if draw(st.booleans()):  # non-contiguous hidden: a transposed copy viewed back
+        hidden = hidden.transpose(0, 1).contiguous().transpose(0, 1)
+    inputs = {
+        "hidden": hidden.to(DEVICE),
+        "attention_mask": attention.to(DEVICE),
+        "response_mask": response.to(DEVICE) if draw(st.booleans()) else None,
+        "attn_weight": torch.randn(dim, generator=gen).to(dtype).to(DEVICE),
+        "attn_bias": torch.randn((), generator=gen).to(dtype).to(DEVICE) if draw(st.booleans()) else None,
+    }
+    grad = torch.randn(batch, dim, 4, generator=gen).to(dtype).to(DEVICE).transpose(1, 2)  # non-contiguous
+    return inputs, grad
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", LOW_PRECISION, ids=str)
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_matches_reference(backend, dtype, data):
+    inputs, grad = data.draw(pooling_inputs(dtype))
+    differentiable = ["hidden", "attn_weight"] + (["attn_bias"] if inputs["attn_bias"] is not None else [])
+    check_against_reference("multiview_pool", inputs, differentiable, [grad], backend, dtype, [dtype])
+
+
+def packed_case(lengths, dim, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    total, batch, longest = sum(lengths), len(lengths), max(lengths)
+    hidden = torch.randn(total, dim, generator=gen)
+    response = (torch.rand(total, generator=gen) > 0.4).long()
+    cu_seqlens = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
+    padded = torch.zeros(batch, longest, dim)
+    attention = torch.zeros(batch, longest, dtype=torch.long)
+    padded_response = torch.zeros(batch, longest, dtype=torch.long)
+    for b, (start, end) in enumerate(zip(cu_seqlens[:-1].tolist(), cu_seqlens[1:].tolist())):
+        padded[b, : end - start] = hidden[start:end]
+        attention[b, : end - start] = 1
+        padded_response[b, : end - start] = response[start:end]
+    weight = torch.randn(dim, generator=gen)
+    return (hidden, torch.ones(total, dtype=torch.long), response, cu_seqlens), (padded, attention, padded_response), weight
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_packed_equals_padded(backend):
+    (hidden, attention, response, cu), (padded, pad_attention, pad_response), weight = packed_case([5, 1, 0, 13, 7], 24)
+    bias = torch.tensor(0.2)
+    grad = torch.randn(5, 4, 24)
+    packed_out, packed_grads = run_with_grads(
+        lambda **kw: multiview_pool(**kw, cu_seqlens=cu.to(DEVICE), backend=backend),
+        {"hidden": hidden.to(DEVICE), "attention_mask": attention.to(DEVICE), "response_mask": response.to(DEVICE),
+         "attn_weight": weight.to(DEVICE), "attn_bias": bias.to(DEVICE)},
+        ["hidden", "attn_weight", "attn_bias"], [grad.to(DEVICE)],
+    )
+    padded_out, padded_grads = run_with_grads(
+        lambda **kw: multiview_pool(**kw, backend=backend),
+        {"hidden": padded.to(DEVICE), "attention_mask": pad_attention.to(DEVICE), "response_mask": pad_response.to(DEVICE),
+         "attn_weight": weight.to(DEVICE), "attn_bias": bias.to(DEVICE)},
+        ["hidden", "attn_weight", "attn_bias"], [grad.to(DEVICE)],
+    )
+    torch.testing.assert_close(packed_out[0], padded_out[0], rtol=1e-5, atol=1e-6)
+    flat_padded_grad = padded_grads[0][pad_attention.bool().to(DEVICE)]
+    torch.testing.assert_close(packed_grads[0], flat_padded_grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(packed_grads[1], padded_grads[1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(packed_grads[2], padded_grads[2], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_row_alone_equals_row_in_batch(backend):
+    gen = torch.Generator().manual_seed(1)
+    hidden = torch.randn(6, 30, 48, generator=gen).to(DEVICE)
+    attention = torch.ones(6, 30, dtype=torch.long, device=DEVICE)
+    attention[2, 25:] = 0
+    response = attention.clone()
+    response[:, :9] = 0
+    weight = torch.randn(48, generator=gen).to(DEVICE)
+    batch = multiview_pool(hidden, attention, response, attn_weight=weight, backend=backend)
+    alone = multiview_pool(hidden[2:3], attention[2:3], response[2:3], attn_weight=weight, backend=backend)
+    torch.testing.assert_close(alone[0], batch[2], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_left_and_right_padding_give_the_same_views(backend):
+    gen = torch.Generator().manual_seed(2)
+    tokens, pad, dim = 11, 5, 32
+    real = torch.randn(tokens, dim, generator=gen)
+    right = torch.cat([real, torch.randn(pad, dim, generator=gen)])[None].to(DEVICE)
+    left = torch.cat([torch.randn(pad, dim, generator=gen), real])[None].to(DEVICE)
+    mask_right = torch.tensor([[1] * tokens + [0] * pad], device=DEVICE)
+    mask_left = mask_right.flip(1)
+    resp_right = torch.tensor([[0] * 4 + [1] * (tokens - 4) + [0] * pad], device=DEVICE)
+    weight = torch.randn(dim, generator=gen).to(DEVICE)
+    a = multiview_pool(right, mask_right, resp_right, attn_weight=weight, backend=backend)
+    b = multiview_pool(left, mask_left, resp_right.roll(pad, 1), attn_weight=weight, backend=backend)
+    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_response_gives_zero_views_and_finite_gradients(backend):
+    hidden = torch.randn(2, 9, 16, device=DEVICE, requires_grad=True)
+    attention = torch.ones(2, 9, dtype=torch.long, device=DEVICE)
+    response = torch.zeros(2, 9, dtype=torch.long, device=DEVICE)
+    response[1, 5:] = 1
+    weight = torch.randn(16, device=DEVICE, requires_grad=True)
+    views = multiview_pool(hidden, attention, response, attn_weight=weight, backend=backend)
+    assert torch.equal(views[0, :3], torch.zeros(3, 16, device=DEVICE))
+    views.backward(torch.randn_like(views))
+    assert torch.isfinite(hidden.grad).all() and torch.isfinite(weight.grad).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fp16_mean_of_large_values_does_not_overflow(backend):
+    hidden = torch.full((2, 64, 8), 60000.0, dtype=torch.float16, device=DEVICE)
+    attention = torch.ones(2, 64, dtype=torch.long, device=DEVICE)
+    views = multiview_pool(hidden, attention, attn_weight=torch.zeros(8, dtype=torch.float16, device=DEVICE), backend=backend)
+    assert torch.equal(views[:, :3].float(), torch.full((2, 3, 8), 60000.0, device=DEVICE).half().float())
+
+
+def test_fused_torch_path_gradcheck_fp64():
+    gen = torch.Generator().manual_seed(3)
+    hidden = torch.randn(3, 7, 5, dtype=torch.float64, generator=gen, requires_grad=True)
+    attention = torch.tensor([[1, 1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1]])
+    response = torch.tensor([[0, 0, 1, 1, 1, 0, 0], [0, 0, 0, 0, 0, 0, 0], [0, 1, 0, 1, 1, 0, 1]])
+    weight = torch.randn(5, dtype=torch.float64, generator=gen, requires_grad=True)
+    bias = torch.tensor(0.4, dtype=torch.float64, requires_grad=True)
+    fn = lambda h, w, b: multiview_pool(h, attention, response, attn_weight=w, attn_bias=b, backend="torch")
+    assert torch.autograd.gradcheck(fn, (hidden, weight, bias))
+    (packed, ones, packed_response, cu), _, packed_weight = packed_case([4, 0, 6], 3)
+    packed_fn = lambda h, w: multiview_pool(h, ones, packed_response, attn_weight=w, cu_seqlens=cu, backend="torch")
+    assert torch.autograd.gradcheck(packed_fn, (packed.double().requires_grad_(), packed_weight.double().requires_grad_()))

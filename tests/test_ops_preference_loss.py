@@ -1,0 +1,91 @@
+"""preference_loss: BT, focal, NormBT, margins, weights, centering; every backend against the reference."""
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adajudge.ops import preference_loss
+from op_cases import BACKENDS, DEVICE, LOW_PRECISION, check_against_reference
+
+
+@st.composite
+def loss_case(draw, dtype):
+    pairs, seed = draw(st.integers(1, 100)), draw(st.integers(0, 2**16))
+    gen = torch.Generator().manual_seed(seed)
+    scale = draw(st.sampled_from([1.0, 8.0]))
+    new = lambda *shape: torch.randn(*shape, generator=gen)
+    inputs = {"chosen": (scale * new(pairs)).to(dtype).to(DEVICE), "rejected": (scale * new(pairs)).to(dtype).to(DEVICE)}
+    differentiable = ["chosen", "rejected"]
+    if draw(st.booleans()):
+        inputs["margin"] = new(pairs).abs().to(dtype).to(DEVICE)
+        differentiable.append("margin")
+    if draw(st.booleans()):
+        inputs["weights"] = torch.rand(pairs, generator=gen).to(dtype).to(DEVICE)
+        differentiable.append("weights")
+    options = {
+        "temperature": draw(st.sampled_from([1.0, 0.5, 2.0])),
+        "gamma": draw(st.sampled_from([0.0, 0.5, 2.0, 3.0])),
+        "center_coef": draw(st.sampled_from([0.0, 0.01])),
+        "reduction": draw(st.sampled_from(["mean", "sum", "none"])),
+    }
+    if draw(st.booleans()):
+        dim = draw(st.sampled_from([1, 7, 64, 100]))
+        inputs["chosen_repr"] = new(pairs, dim).to(dtype).to(DEVICE)
+        inputs["rejected_repr"] = new(pairs, dim).to(dtype).to(DEVICE)
+        if draw(st.booleans()):
+            options["norm_scale"] = draw(st.sampled_from([0.5, 3.0]))
+    grad_shape = (pairs,) if options["reduction"] == "none" else ()
+    return inputs, differentiable, [torch.randn(grad_shape, generator=gen).to(DEVICE)], options
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", LOW_PRECISION, ids=str)
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_matches_reference(backend, dtype, data):
+    inputs, differentiable, grads, options = data.draw(loss_case(dtype))
+    check_against_reference("preference_loss", inputs, differentiable, grads, backend, dtype, [torch.float32], **options)
+
+
+def test_fused_torch_path_gradcheck_fp64():
+    gen = torch.Generator().manual_seed(0)
+    leaf = lambda *shape: torch.randn(*shape, dtype=torch.float64, generator=gen).requires_grad_()
+    chosen, rejected, margin, weights = leaf(9), leaf(9), leaf(9), leaf(9)
+    reprs = torch.randn(2, 9, 5, dtype=torch.float64, generator=gen)
+    for reduction in ("mean", "sum", "none"):
+        fn = lambda c, r, m, w: preference_loss(
+            c, r, margin=m, weights=w, gamma=2.0, temperature=0.7, center_coef=0.1,
+            chosen_repr=reprs[0], rejected_repr=reprs[1], reduction=reduction, backend="torch")
+        assert torch.autograd.gradcheck(fn, (chosen, rejected, margin, weights))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_huge_rewards_give_finite_loss_and_gradients(backend, gamma):
+    chosen = torch.tensor([1e4, -1e4, 3.0], device=DEVICE, requires_grad=True)
+    rejected = torch.tensor([-1e4, 1e4, 3.0], device=DEVICE, requires_grad=True)
+    loss = preference_loss(chosen, rejected, gamma=gamma, backend=backend)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(chosen.grad).all() and torch.isfinite(rejected.grad).all()
+    assert loss.item() == pytest.approx((0.0 + 2e4 + torch.nn.functional.softplus(torch.tensor(0.0)).item() * 0.5**gamma) / 3, rel=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_normbt_batch_mean_scale_equals_passing_it(backend):
+    gen = torch.Generator().manual_seed(5)
+    chosen, rejected = torch.randn(40, generator=gen).to(DEVICE), torch.randn(40, generator=gen).to(DEVICE)
+    reprs = torch.randn(2, 40, 16, generator=gen).to(DEVICE)
+    mean_distance = (reprs[0] - reprs[1]).norm(dim=-1).mean()
+    implicit = preference_loss(chosen, rejected, chosen_repr=reprs[0], rejected_repr=reprs[1], reduction="none", backend=backend)
+    explicit = preference_loss(chosen, rejected, chosen_repr=reprs[0], rejected_repr=reprs[1], norm_scale=mean_distance,
+                               reduction="none", backend=backend)
+    torch.testing.assert_close(implicit, explicit)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_representations_get_no_gradient(backend):
+    reprs = torch.randn(2, 4, 3, device=DEVICE, requires_grad=True)
+    chosen = torch.randn(4, device=DEVICE, requires_grad=True)
+    loss = preference_loss(chosen, torch.zeros(4, device=DEVICE), chosen_repr=reprs[0], rejected_repr=reprs[1], backend=backend)
+    loss.backward()
+    assert reprs.grad is None and chosen.grad is not None
