@@ -1,0 +1,116 @@
+"""Turn a reward model and its tokenizer into the `reward_fn(prompts, responses)` the scorers call.
+
+Works with `adajudge.AdaJudgeForRewardModeling` (which also takes the response mask) and with any
+transformers `*ForSequenceClassification` with `num_labels=1`. Texts are tokenised with the same
+`encode_prompt_response` the training collator uses, so a model is scored on the input layout it was
+trained on.
+"""
+import inspect
+import warnings
+
+import torch
+from tqdm.auto import tqdm
+
+from adajudge.data.collator import pad_encodings
+from adajudge.data.encoding import ResponseTooLongError, encode_prompt_response, tokenize_prompt_response
+
+
+def reward_fn_from_model(model: torch.nn.Module, tokenizer, *, batch_size: int = 8, max_length: int = 2048,
+                         device: str | torch.device | None = None, progress: bool = True):
+    """A `reward_fn(prompts: list[str], responses: list[str]) -> list[float]` backed by `model`.
+
+    Each call tokenises every (prompt, response) pair with
+    `adajudge.data.encoding.encode_prompt_response(tokenizer, prompt, response, max_length=max_length)`
+    (the tokenizer's chat template when it has one; the prompt is cut from the left when too long; a
+    response alone longer than `max_length` keeps its last `max_length` tokens, as the official RewardBench
+    and RM-Bench scripts' left truncation does, with a warning, since every pair must be scored), sorts
+    the pairs by token count (longest first, so an out-of-memory error shows at once and padding is small),
+    runs `model` on batches of `batch_size` under `torch.no_grad()` in eval mode (the model's training flag
+    is restored afterwards), and returns the rewards (`logits[:, 0]` as fp32 Python floats) in the order of
+    the input pairs.
+
+    Args:
+        model: an `AdaJudgeForRewardModeling` or a transformers sequence classifier with one label; its
+            `forward(input_ids [B, T], attention_mask [B, T][, response_mask [B, T]])` returns an output
+            with `logits [B, 1]`. The response mask is passed only when `forward` takes one.
+        tokenizer: the model's tokenizer. Padding uses `model.config.pad_token_id`, else the tokenizer's.
+        batch_size: sequences per forward pass.
+        max_length: most tokens per sequence.
+        device: where to run; default: the device of the model's first parameter. The model is not moved.
+        progress: show a tqdm progress bar per call.
+
+    Example:
+        >>> reward_fn = reward_fn_from_model(model, tokenizer, batch_size=16)
+        >>> score_rm_bench(load_rm_bench("rm-bench-chat.json"), reward_fn)["overall"]
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (a reward model), got {type(model).__name__}")
+    num_labels = getattr(getattr(model, "config", None), "num_labels", 1)
+    if num_labels != 1:
+        raise ValueError(f"model must output one score per sequence (config.num_labels=1), got num_labels={num_labels}")
+    for name, value in (("batch_size", batch_size), ("max_length", max_length)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    takes_response_mask = "response_mask" in inspect.signature(model.forward).parameters
+    pad_token_id = _pad_token_id(model, tokenizer, finds_last_token_by_pad_id=not takes_response_mask)
+    if device is None:
+        device = next(model.parameters()).device
+
+    def reward_fn(prompts: list[str], responses: list[str]) -> list[float]:
+        if len(prompts) != len(responses):
+            raise ValueError(f"prompts and responses must have the same length, got {len(prompts)} and "
+                             f"{len(responses)}")
+        encoded = [_encode(tokenizer, prompt, response, max_length) for prompt, response in zip(prompts, responses)]
+        encodings = [encoding for encoding, _ in encoded]
+        cut = sum(was_cut for _, was_cut in encoded)
+        if cut:
+            warnings.warn(f"{cut} of {len(encodings)} responses are longer than max_length={max_length} tokens "
+                          "on their own; each was scored on its last max_length tokens", stacklevel=2)
+        order = sorted(range(len(encodings)), key=lambda index: -len(encodings[index]["input_ids"]))
+        rewards = [0.0] * len(encodings)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad(), tqdm(total=len(order), desc="rewards", unit="seq", disable=not progress) as bar:
+                for start in range(0, len(order), batch_size):
+                    indices = order[start:start + batch_size]
+                    batch = pad_encodings([encodings[index] for index in indices], pad_token_id)
+                    inputs = {"input_ids": batch["input_ids"].to(device),
+                              "attention_mask": batch["attention_mask"].to(device)}
+                    if takes_response_mask:
+                        inputs["response_mask"] = batch["response_mask"].to(device)
+                    logits = model(**inputs).logits
+                    for index, reward in zip(indices, logits.float()[:, 0].cpu().tolist()):
+                        rewards[index] = reward
+                    bar.update(len(indices))
+        finally:
+            model.train(was_training)
+        return rewards
+
+    return reward_fn
+
+
+def _encode(tokenizer, prompt: str, response: str, max_length: int) -> tuple[dict, bool]:
+    """`(encode_prompt_response(...), False)`, or, when the response alone exceeds `max_length`, its last
+    `max_length` tokens without the prompt and True."""
+    try:
+        return encode_prompt_response(tokenizer, prompt, response, max_length=max_length), False
+    except ResponseTooLongError:
+        _, response_ids = tokenize_prompt_response(tokenizer, prompt, response)
+        kept = response_ids[-max_length:]
+        return {"input_ids": kept, "response_mask": [1] * len(kept)}, True
+
+
+def _pad_token_id(model: torch.nn.Module, tokenizer, *, finds_last_token_by_pad_id: bool) -> int:
+    """The id to pad with. A transformers sequence classifier finds each row's last token by looking for
+    `config.pad_token_id`, so for one the model's own pad id is required."""
+    pad_token_id = getattr(getattr(model, "config", None), "pad_token_id", None)
+    if pad_token_id is None and finds_last_token_by_pad_id:
+        raise ValueError("model.config.pad_token_id is None: a sequence classifier needs it to find each "
+                         "sequence's last token in a padded batch; set model.config.pad_token_id = "
+                         "tokenizer.pad_token_id")
+    if pad_token_id is None:
+        pad_token_id = getattr(tokenizer, "pad_token_id", None)
+    if pad_token_id is None:
+        raise ValueError("model.config.pad_token_id and tokenizer.pad_token_id are both None: set a pad token")
+    return pad_token_id
