@@ -1,0 +1,204 @@
+"""Preference losses (DESIGN.md §6): BT, Focal-BT, NormBT and the AdaJudge objective, as modules over
+`adajudge.ops.preference_loss`.
+
+For pairs `i`: `Δ_i = (c_i − r_i − m_i) / τ`, `ℓ_i = (1 − σ(Δ_i))^γ · softplus(−Δ_i)` (γ = 0: plain BT),
+times the NormBT factor `sg(μ / (‖h_c,i − h_r,i‖ + ε))` for `NormBTLoss`, times the weight `w_i`; mean over
+pairs, `+ center_coef · mean((c + r)²)`. Every loss is an fp32 scalar (fp64 for fp64 rewards).
+"""
+import math
+
+import torch
+from torch import nn
+
+from adajudge import ops
+from adajudge.nn._checks import check_backend, check_float
+from adajudge.nn.output import HeadOutput
+
+
+class BTLoss(nn.Module):
+    """Bradley-Terry loss `mean_i w_i · softplus(−(c_i − r_i − m_i) / τ)` (+ TRL's reward centering).
+
+    Args:
+        temperature: `τ > 0`. center_coef: `≥ 0`, weight of `mean((c + r)²)`.
+        backend: `adajudge.ops` backend: "auto", "triton", "torch" or "reference".
+
+    Example:
+        >>> BTLoss(backend="reference")(torch.tensor([1.0, 0.5]), torch.tensor([0.0, 0.7]))
+        tensor(0.5557)
+    """
+
+    def __init__(self, temperature: float = 1.0, center_coef: float = 0.0, backend: str = "auto"):
+        super().__init__()
+        self.temperature = check_float("temperature", temperature, positive=True)
+        self.center_coef = check_float("center_coef", center_coef, low=0.0)
+        self.backend = check_backend(backend)
+        self.gamma = 0.0
+
+    def forward(
+        self,
+        chosen_rewards: torch.Tensor,
+        rejected_rewards: torch.Tensor,
+        *,
+        margin: torch.Tensor | None = None,
+        weights: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`chosen_rewards`, `rejected_rewards`, `margin`, `weights`: `[N]` → scalar fp32 loss."""
+        return ops.preference_loss(
+            chosen_rewards,
+            rejected_rewards,
+            margin=margin,
+            weights=weights,
+            temperature=self.temperature,
+            gamma=self.gamma,
+            center_coef=self.center_coef,
+            backend=self.backend,
+        )
+
+    def extra_repr(self) -> str:
+        return f"gamma={self.gamma}, temperature={self.temperature}, center_coef={self.center_coef}, backend={self.backend!r}"
+
+
+class FocalBTLoss(BTLoss):
+    """Focal Bradley-Terry: each pair's BT term times `(1 − σ(Δ_i))^γ` (differentiated, not detached), so
+    pairs the model already ranks confidently weigh less (AdaJudge, arXiv 2601.08097).
+
+    Args:
+        gamma: `γ ≥ 0` (0 is `BTLoss`); default 2.0 *(ours; the paper gives none)*.
+        temperature, center_coef, backend: as in `BTLoss`.
+    """
+
+    def __init__(self, gamma: float = 2.0, temperature: float = 1.0, center_coef: float = 0.0, backend: str = "auto"):
+        super().__init__(temperature=temperature, center_coef=center_coef, backend=backend)
+        self.gamma = check_float("gamma", gamma, low=0.0)
+
+
+class NormBTLoss(BTLoss):
+    """NormBT (arXiv 2512.06343): each pair's (focal) BT term times `sg(μ / (‖h_c,i − h_r,i‖₂ + ε))`.
+
+    `μ` is an exponential moving average of the batch-mean distance `mean_i ‖h_c,i − h_r,i‖₂`, kept in the
+    buffer `running_distance` (saved in the state dict, with `num_batches_tracked`). In training mode each
+    call updates it, `μ ← momentum · μ + (1 − momentum) · d_batch`, the first batch setting `μ = d_batch`,
+    and the loss uses the updated `μ` (a batch the op rejects leaves the buffers untouched). In eval mode
+    `μ` is left alone (the batch's own mean distance is used while nothing has been tracked yet).
+    Sync-free.
+
+    Args:
+        gamma: focal `γ ≥ 0` (0 = NormBT on plain BT). momentum: in `[0, 1)`. eps: `ε > 0`.
+        temperature, center_coef, backend: as in `BTLoss`.
+    """
+
+    def __init__(
+        self,
+        gamma: float = 0.0,
+        momentum: float = 0.9,
+        eps: float = 1e-6,
+        temperature: float = 1.0,
+        center_coef: float = 0.0,
+        backend: str = "auto",
+    ):
+        super().__init__(temperature=temperature, center_coef=center_coef, backend=backend)
+        self.gamma = check_float("gamma", gamma, low=0.0)
+        self.momentum = check_float("momentum", momentum, low=0.0)
+        if self.momentum >= 1.0:
+            raise ValueError(f"momentum: expected a float in [0, 1), got {momentum}")
+        self.eps = check_float("eps", eps, positive=True)
+        self.register_buffer("running_distance", torch.zeros((), dtype=torch.float32))
+        self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long))
+
+    def forward(
+        self,
+        chosen_rewards: torch.Tensor,
+        rejected_rewards: torch.Tensor,
+        *,
+        chosen_repr: torch.Tensor,
+        rejected_repr: torch.Tensor,
+        margin: torch.Tensor | None = None,
+        weights: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Rewards, `margin`, `weights`: `[N]`; `chosen_repr`, `rejected_repr`: `[N, D]` → scalar fp32 loss."""
+        for name, value in (("chosen_repr", chosen_repr), ("rejected_repr", rejected_repr)):
+            if not isinstance(value, torch.Tensor) or not value.dtype.is_floating_point:
+                raise TypeError(f"{name}: expected a floating torch.Tensor, got {getattr(value, 'dtype', type(value).__name__)}")
+            if value.dim() != 2:
+                raise ValueError(f"{name}: expected shape [N, D], got {list(value.shape)}")
+        if chosen_repr.shape != rejected_repr.shape:
+            raise ValueError(
+                f"rejected_repr: expected the shape of chosen_repr {list(chosen_repr.shape)}, got {list(rejected_repr.shape)}"
+            )
+        with torch.no_grad():
+            distance = torch.linalg.vector_norm(chosen_repr.float() - rejected_repr.float(), dim=-1).mean()
+            untracked = self.num_batches_tracked == 0
+            if self.training:
+                updated = self.momentum * self.running_distance + (1.0 - self.momentum) * distance
+                norm_scale = torch.where(untracked, distance, updated)
+            else:
+                norm_scale = torch.where(untracked, distance, self.running_distance)
+        loss = ops.preference_loss(
+            chosen_rewards,
+            rejected_rewards,
+            margin=margin,
+            weights=weights,
+            temperature=self.temperature,
+            gamma=self.gamma,
+            center_coef=self.center_coef,
+            chosen_repr=chosen_repr,
+            rejected_repr=rejected_repr,
+            norm_scale=norm_scale,
+            eps=self.eps,
+            backend=self.backend,
+        )
+        if self.training:  # only once the op has accepted the batch
+            self.running_distance.copy_(norm_scale)
+            self.num_batches_tracked.add_(1)
+        return loss
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, momentum={self.momentum}, eps={self.eps}"
+
+
+class AdaJudgeLoss(nn.Module):
+    """The AdaJudge objective: focal BT on the rewards plus a floor on the router's entropy,
+
+        `FocalBT(c, r) + λ · mean_{both sides} max(0, η − H(π))²`,
+
+    which keeps the router from collapsing onto one view early in training. `η` is capped at `log V`, the
+    largest entropy `V` views allow *(ours)*: for a static head (`V = 1`) the floor term is 0.
+
+    Args:
+        gamma: focal `γ ≥ 0` *(ours: 2.0)*. entropy_coef: `λ ≥ 0` *(ours: 0.1)*.
+        entropy_floor: `η ≥ 0` in nats *(ours: 0.5)*. temperature, center_coef, backend: as in `BTLoss`.
+    """
+
+    def __init__(
+        self,
+        gamma: float = 2.0,
+        entropy_coef: float = 0.1,
+        entropy_floor: float = 0.5,
+        temperature: float = 1.0,
+        center_coef: float = 0.0,
+        backend: str = "auto",
+    ):
+        super().__init__()
+        self.preference = FocalBTLoss(gamma=gamma, temperature=temperature, center_coef=center_coef, backend=backend)
+        self.entropy_coef = check_float("entropy_coef", entropy_coef, low=0.0)
+        self.entropy_floor = check_float("entropy_floor", entropy_floor, low=0.0)
+
+    def forward(
+        self,
+        chosen: HeadOutput,
+        rejected: HeadOutput,
+        *,
+        margin: torch.Tensor | None = None,
+        weights: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`chosen`, `rejected`: `HeadOutput`s of `N` rows each; `margin`, `weights`: `[N]` → scalar fp32."""
+        for name, value in (("chosen", chosen), ("rejected", rejected)):
+            if not isinstance(value, HeadOutput):
+                raise TypeError(f"{name}: expected an adajudge.nn.HeadOutput, got {type(value).__name__}")
+        loss = self.preference(chosen.reward, rejected.reward, margin=margin, weights=weights)
+        floor = min(self.entropy_floor, math.log(chosen.router_probs.shape[-1]))
+        entropy = torch.cat([chosen.router_entropy, rejected.router_entropy]).to(loss.dtype)  # [2N]
+        return loss + self.entropy_coef * (floor - entropy).clamp(min=0).square().mean()
+
+    def extra_repr(self) -> str:
+        return f"entropy_coef={self.entropy_coef}, entropy_floor={self.entropy_floor}"
