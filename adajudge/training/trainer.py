@@ -1,0 +1,131 @@
+"""TRL integration: `trl.RewardTrainer` with adajudge's losses and response masks.
+
+`trl.RewardTrainer` already trains `AdaJudgeForRewardModeling` unchanged (it calls
+`model(input_ids, attention_mask, use_cache=False)` on its own collator's chosen-then-rejected batches and
+reads `logits [2N, 1]`); the head then treats every real token as response. `AdaJudgeRewardTrainer`
+adds what the plain trainer cannot pass:
+
+- response masks, from `adajudge.data.collator.PreferenceCollator` (raw `{prompt, chosen, rejected}` rows
+  are tokenised by the collator with the tokenizer's chat template, so prompt tokens are known);
+- the loss: "adajudge" (Focal-BT + router entropy floor, on the head's full output), "normbt"
+  (representation-normalised BT), "focal" or "bt" (see `adajudge.training.losses`), or any such module;
+- per-pair `margin` and `weight` columns.
+
+NormBT's running mean distance is saved with each checkpoint (`loss.safetensors`) and restored on resume.
+"""
+import os
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from trl import RewardTrainer
+
+from adajudge.data.collator import ENCODED_KEYS, PreferenceCollator
+from adajudge.training.losses import build_loss, head_output_from_model, pair_loss, split_pairs
+
+RAW_COLUMNS = ("prompt", "chosen", "rejected")
+LOSS_STATE = "loss.safetensors"
+
+
+class AdaJudgeRewardTrainer(RewardTrainer):
+    """`trl.RewardTrainer` whose `compute_loss` uses an adajudge loss and the collator's response masks.
+
+    Args:
+        model: an `AdaJudgeForRewardModeling` (any model whose forward takes `response_mask` and returns
+            `logits [B, 1]`, `view_scores`, `router_probs`, `router_entropy`, `representation`).
+        args: `trl.RewardConfig`; `max_length` (default 1024) is the collator's token budget per sequence.
+        loss: "adajudge", "normbt", "focal", "bt", or a loss module from `adajudge.nn`.
+        loss_options: keyword options for `build_loss` when `loss` is a name.
+        data_collator: default `PreferenceCollator(processing_class, max_length=args.max_length)`.
+        train_dataset / eval_dataset: `datasets.Dataset` with `prompt`, `chosen`, `rejected` (str or chat
+            messages) and optional `margin`, `weight` columns, or already encoded columns
+            (`chosen_input_ids`, `chosen_response_mask`, ...).
+        processing_class: the tokenizer (required when `data_collator` is not given).
+        **kwargs: the rest of `trl.RewardTrainer`'s arguments.
+    """
+
+    def __init__(
+        self,
+        model,
+        args=None,
+        *,
+        loss="adajudge",
+        loss_options=None,
+        data_collator=None,
+        train_dataset=None,
+        eval_dataset=None,
+        processing_class=None,
+        **kwargs,
+    ):
+        if isinstance(loss, str):
+            self.loss_fn = build_loss(loss, **(loss_options or {}))
+        elif isinstance(loss, nn.Module):
+            if loss_options:
+                raise ValueError("loss_options: only used when `loss` is a name, got options with a loss module")
+            self.loss_fn = loss
+        else:
+            raise TypeError(f"loss: expected a loss name or an nn.Module, got {type(loss).__name__}")
+        if data_collator is None:
+            if processing_class is None:
+                raise ValueError("processing_class: expected the tokenizer (PreferenceCollator needs it), got None")
+            max_length = getattr(args, "max_length", None) or 1024
+            data_collator = PreferenceCollator(processing_class, max_length=max_length)
+        super().__init__(
+            model,
+            args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            **kwargs,
+        )
+
+    def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+        # The collator tokenises (chat template, response mask, truncation policy), so rows stay as they are.
+        columns = set(dataset.column_names or [])
+        if not (set(RAW_COLUMNS) <= columns or set(ENCODED_KEYS) <= columns):
+            raise ValueError(
+                f"{dataset_name}_dataset: expected columns {list(RAW_COLUMNS)} or {list(ENCODED_KEYS)}, got {sorted(columns)}"
+            )
+        return dataset
+
+    def _set_signature_columns_if_needed(self):
+        if self._signature_columns is None:
+            self._signature_columns = [*RAW_COLUMNS, *ENCODED_KEYS, "margin", "weight"]
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        mode = "train" if self.model.training else "eval"
+        outputs = model(
+            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], response_mask=inputs["response_mask"]
+        )
+        head_output = head_output_from_model(outputs)
+        self.loss_fn.to(head_output.reward.device)
+        loss = pair_loss(self.loss_fn, head_output, margin=inputs.get("margin"), weight=inputs.get("weight"))
+        chosen, rejected = split_pairs(head_output)
+        if self.args.center_rewards_coefficient is not None:  # TRL's centering term, as in RewardTrainer
+            loss = loss + self.args.center_rewards_coefficient * (chosen.reward + rejected.reward).pow(2).mean()
+
+        with torch.no_grad():
+            rewards = self.accelerator.gather(head_output.reward.detach())
+            self._metrics[mode]["mean_reward"].append(rewards.mean().item())
+            accuracy = self.accelerator.gather_for_metrics((chosen.reward > rejected.reward).float().mean())
+            self._metrics[mode]["accuracy"].append(accuracy.mean().item())
+            margin = self.accelerator.gather_for_metrics((chosen.reward - rejected.reward).mean())
+            self._metrics[mode]["margin"].append(margin.mean().item())
+            entropy = self.accelerator.gather_for_metrics(head_output.router_entropy.mean())
+            self._metrics[mode]["router_entropy"].append(entropy.mean().item())
+        return (loss, outputs) if return_outputs else loss
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        state = self.loss_fn.state_dict()
+        if state and self.args.should_save:
+            folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+            save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, os.path.join(folder, LOSS_STATE))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        path = os.path.join(resume_from_checkpoint, LOSS_STATE)
+        if os.path.isfile(path):
+            self.loss_fn.load_state_dict(load_file(path))
