@@ -45,7 +45,7 @@ from adajudge.data.collator import PreferenceCollator
 from adajudge.data.encoding import tokenize_prompt_response
 from adajudge.data.loaders import HH_RLHF_FILE, default_data_dir, load_hh_rlhf
 from adajudge.eval import loaders, score_judgebench, score_rm_bench
-from adajudge.eval.adapter import _encode as encode_for_scoring
+from adajudge.eval.adapter import encode_for_scoring
 from adajudge.eval.judgebench import CATEGORIES
 from adajudge.nn import build_head
 from adajudge.training.features import FeatureDataset, cache_features, collate_features, features_fingerprint, load_or_none

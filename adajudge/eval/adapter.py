@@ -60,7 +60,7 @@ def reward_fn_from_model(model: torch.nn.Module, tokenizer, *, batch_size: int =
         if len(prompts) != len(responses):
             raise ValueError(f"prompts and responses must have the same length, got {len(prompts)} and "
                              f"{len(responses)}")
-        encoded = [_encode(tokenizer, prompt, response, max_length) for prompt, response in zip(prompts, responses)]
+        encoded = [encode_for_scoring(tokenizer, prompt, response, max_length) for prompt, response in zip(prompts, responses)]
         encodings = [encoding for encoding, _ in encoded]
         cut = sum(was_cut for _, was_cut in encoded)
         if cut:
@@ -90,7 +90,7 @@ def reward_fn_from_model(model: torch.nn.Module, tokenizer, *, batch_size: int =
     return reward_fn
 
 
-def _encode(tokenizer, prompt: str, response: str, max_length: int) -> tuple[dict, bool]:
+def encode_for_scoring(tokenizer, prompt: str, response: str, max_length: int) -> tuple[dict, bool]:
     """`(encode_prompt_response(...), False)`, or, when the response alone exceeds `max_length`, its last
     `max_length` tokens without the prompt and True."""
     try:

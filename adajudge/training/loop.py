@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from adajudge.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from adajudge.training.losses import head_output_from_model, pair_loss, split_pairs
+from adajudge.training.losses import head_output_from_model, pair_loss
 
 
 @dataclasses.dataclass
@@ -104,7 +104,7 @@ def evaluate(module, dataset, *, collate, forward, batch_size: int = 64, acceler
     margin = torch.zeros((), dtype=torch.float64, device=accelerator.device)
     for start in range(0, len(local), batch_size):
         batch = _to(collate([dataset[i] for i in local[start : start + batch_size]]), accelerator.device)
-        chosen, rejected = split_pairs(forward(module, batch))
+        chosen, rejected = forward(module, batch).split_pairs()
         correct += (chosen.reward > rejected.reward).sum()
         margin += (chosen.reward - rejected.reward).double().sum()
     module.train(was_training)

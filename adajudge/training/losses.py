@@ -3,7 +3,6 @@
 One place that knows which loss takes what: `AdaJudgeLoss` takes the two `HeadOutput`s, `NormBTLoss` the
 rewards and the representations, `BTLoss` / `FocalBTLoss` the rewards only.
 """
-import dataclasses
 
 import torch
 from torch import nn
@@ -18,17 +17,6 @@ def build_loss(kind: str, **options) -> nn.Module:
     if kind not in LOSSES:
         raise ValueError(f"loss: expected one of {sorted(LOSSES)}, got {kind!r}")
     return LOSSES[kind](**options)
-
-
-def split_pairs(output: HeadOutput) -> tuple[HeadOutput, HeadOutput]:
-    """Split a head output over `[2N]` rows (chosen rows first, then rejected: TRL's layout) into two of `[N]`."""
-    rows = output.reward.shape[0]
-    if rows % 2:
-        raise ValueError(f"output: expected an even number of rows (chosen then rejected), got {rows}")
-    halves = {field.name: torch.chunk(getattr(output, field.name), 2) for field in dataclasses.fields(output)}
-    chosen = HeadOutput(**{name: pair[0] for name, pair in halves.items()})
-    rejected = HeadOutput(**{name: pair[1] for name, pair in halves.items()})
-    return chosen, rejected
 
 
 def head_output_from_model(outputs) -> HeadOutput:
@@ -47,7 +35,7 @@ def pair_loss(loss_fn: nn.Module, output: HeadOutput, *, margin=None, weight=Non
 
     `margin` / `weight`: `[N]` or None, passed through to the loss.
     """
-    chosen, rejected = split_pairs(output)
+    chosen, rejected = output.split_pairs()
     if isinstance(loss_fn, AdaJudgeLoss):
         return loss_fn(chosen, rejected, margin=margin, weights=weight)
     if isinstance(loss_fn, NormBTLoss):

@@ -22,7 +22,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import RewardTrainer
 
 from adajudge.data.collator import ENCODED_KEYS, PreferenceCollator
-from adajudge.training.losses import build_loss, head_output_from_model, pair_loss, split_pairs
+from adajudge.training.losses import build_loss, head_output_from_model, pair_loss
 
 RAW_COLUMNS = ("prompt", "chosen", "rejected")
 LOSS_STATE = "loss.safetensors"
@@ -102,7 +102,7 @@ class AdaJudgeRewardTrainer(RewardTrainer):
         head_output = head_output_from_model(outputs)
         self.loss_fn.to(head_output.reward.device)
         loss = pair_loss(self.loss_fn, head_output, margin=inputs.get("margin"), weight=inputs.get("weight"))
-        chosen, rejected = split_pairs(head_output)
+        chosen, rejected = head_output.split_pairs()
         if self.args.center_rewards_coefficient is not None:  # TRL's centering term, as in RewardTrainer
             loss = loss + self.args.center_rewards_coefficient * (chosen.reward + rejected.reward).pow(2).mean()
 
