@@ -37,6 +37,19 @@ def _row_pointers(hidden, kinds, scores, cu_seqlens, i_b, T, stride_hb, stride_h
 
 
 @triton.jit
+def _token_dots(token_ptr, mask_t, vector, stride_v, D, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
+    """`<h_t, v>` for a block of tokens (`token_ptr` [BLOCK_T, 1] row pointers), D swept in BLOCK_D chunks."""
+    dots = tl.zeros([BLOCK_T], dtype=tl.float32)
+    for d0 in range(0, D, BLOCK_D):
+        offs_d = d0 + tl.arange(0, BLOCK_D)
+        mask_d = offs_d < D
+        h = tl.load(token_ptr + offs_d[None, :], mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)  # [BLOCK_T, BLOCK_D]
+        v = tl.load(vector + offs_d * stride_v, mask=mask_d, other=0.0).to(tl.float32)  # [BLOCK_D]
+        dots += tl.sum(h * v[None, :], axis=1)
+    return dots
+
+
+@triton.jit
 def multiview_pool_fwd_kernel(
     hidden, kinds, attn_weight, attn_bias, cu_seqlens,
     scores, partial_acc, partial_stats,
@@ -62,14 +75,7 @@ def multiview_pool_fwd_kernel(
         is_response = kind == 2
         is_prompt = kind == 1
         token_ptr = h_row + offs_t.to(tl.int64)[:, None] * stride_ht
-        a = tl.zeros([BLOCK_T], dtype=tl.float32)
-        for d0 in range(0, D, BLOCK_D):
-            offs_d = d0 + tl.arange(0, BLOCK_D)
-            mask_d = offs_d < D
-            h = tl.load(token_ptr + offs_d[None, :], mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)  # [BLOCK_T, BLOCK_D]
-            w = tl.load(attn_weight + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # [BLOCK_D]
-            a += tl.sum(h * w[None, :], axis=1)
-        a += bias
+        a = _token_dots(token_ptr, mask_t, attn_weight, 1, D, BLOCK_T, BLOCK_D) + bias  # sweep 1: scores
         tl.store(s_row + offs_t, a, mask=mask_t)
 
         a_response = tl.where(is_response, a, float("-inf"))
@@ -205,13 +211,7 @@ def multiview_pool_bwd_kernel(
         kind = tl.load(k_row + offs_t, mask=mask_t, other=0)
         is_response = kind == 2
         token_ptr = h_row + offs_t.to(tl.int64)[:, None] * stride_ht
-        q = tl.zeros([BLOCK_T], dtype=tl.float32)
-        for d0 in range(0, D, BLOCK_D):
-            offs_d = d0 + tl.arange(0, BLOCK_D)
-            mask_d = offs_d < D
-            h = tl.load(token_ptr + offs_d[None, :], mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)  # [BLOCK_T, BLOCK_D]
-            dz_a = tl.load(grad + 2 * stride_gv + offs_d * stride_gd, mask=mask_d, other=0.0).to(tl.float32)
-            q += tl.sum(h * dz_a[None, :], axis=1)
+        q = _token_dots(token_ptr, mask_t, grad + 2 * stride_gv, stride_gd, D, BLOCK_T, BLOCK_D)  # sweep 1: <h_t, dz_A>
         a = tl.load(s_row + offs_t, mask=mask_t, other=0.0)
         beta = tl.where(is_response, tl.exp(a - row_lse), 0.0)
         g = beta * (q - z_dot)  # [BLOCK_T]
