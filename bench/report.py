@@ -15,13 +15,6 @@ def write_json(path: Path, meta: dict, records: list[dict]) -> None:
     path.write_text(json.dumps({"schema": SCHEMA, "meta": meta, "records": records}, indent=1) + "\n")
 
 
-def read_json(path: Path) -> tuple[dict, list[dict]]:
-    data = json.loads(Path(path).read_text())
-    if data.get("schema") != SCHEMA:
-        raise ValueError(f"path: expected a {SCHEMA} results.json, got schema {data.get('schema')!r} in {path}")
-    return data["meta"], data["records"]
-
-
 def _fmt(value, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 

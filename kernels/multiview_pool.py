@@ -22,9 +22,6 @@ import triton.language as tl
 
 from adajudge.kernels.launch import NUM_STAGES, POOL_WARPS, token_splits, token_tile
 
-RESPONSE, PROMPT = 2, 1  # token classes in the int8 `kinds` map; 0 = padding
-
-
 @triton.jit
 def _row_pointers(hidden, kinds, scores, cu_seqlens, i_b, T, stride_hb, stride_ht, IS_VARLEN: tl.constexpr):
     """Base pointers and length of row `i_b` in the padded [B, T, D] or packed [total_T, D] layout."""

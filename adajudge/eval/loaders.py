@@ -16,7 +16,7 @@ REWARDBENCH_FIELDS = ("prompt", "chosen", "rejected", "subset")
 RM_BENCH_FIELDS = ("prompt", "chosen", "rejected")
 JUDGEBENCH_FIELDS = ("question", "response_A", "response_B", "label", "source")
 
-_DOMAIN_IN_NAME = re.compile(r"(?<![a-z])(safety[-_]refuse|safety[-_]response|chat|code|math)(?![a-z])")
+_DOMAIN_IN_NAME = re.compile(r"(?<![a-z])(" + "|".join(d.replace("-", "[-_]") for d in RM_BENCH_DOMAINS) + r")(?![a-z])")
 
 
 def read_records(path: str | os.PathLike) -> list[dict]:

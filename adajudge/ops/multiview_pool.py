@@ -18,8 +18,7 @@ class MultiViewPoolFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_seqlens, impl):
         views, saved = impl.multiview_pool_fwd(hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_seqlens)
-        ctx.impl, ctx.num_saved = impl, len(saved)
-        ctx.has_bias, ctx.has_cu_seqlens = attn_bias is not None, cu_seqlens is not None
+        ctx.impl = impl
         ctx.save_for_backward(hidden, attn_weight, attn_bias, cu_seqlens, *saved)
         return views
 
