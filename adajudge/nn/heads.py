@@ -4,7 +4,9 @@ import torch
 from torch import nn
 
 from adajudge import ops
-from adajudge.nn._checks import check_backend, check_float, check_head_inputs, check_positive_int
+from adajudge.ops.backend import BACKENDS
+from adajudge.nn._checks import check_head_inputs
+from adajudge.validation import check_choice, check_float, check_int
 from adajudge.nn.mlp import MLP
 from adajudge.nn.output import HeadOutput
 from adajudge.nn.pooling import MultiViewPooling
@@ -58,17 +60,17 @@ class AdaJudgeHead(nn.Module):
         backend: str = "auto",
     ):
         super().__init__()
-        self.hidden_size = check_positive_int("hidden_size", hidden_size)
-        check_positive_int("num_blocks", num_blocks, allow_zero=True)
+        self.hidden_size = check_int("hidden_size", hidden_size, greater_than=0)
+        check_int("num_blocks", num_blocks, at_least=0)
         self.num_heads = default_num_heads(hidden_size) if num_heads is None else num_heads
-        check_positive_int("num_heads", self.num_heads)
+        check_int("num_heads", self.num_heads, greater_than=0)
         if hidden_size % self.num_heads != 0:
             raise ValueError(f"num_heads: expected a divisor of hidden_size={hidden_size}, got {num_heads}")
-        check_positive_int("scorer_hidden", scorer_hidden, allow_zero=True)
-        check_positive_int("router_hidden", router_hidden, allow_zero=True)
-        mlp_ratio = check_float("mlp_ratio", mlp_ratio, positive=True)
-        self.router_temperature = check_float("router_temperature", router_temperature, positive=True)
-        self.backend = check_backend(backend)
+        check_int("scorer_hidden", scorer_hidden, at_least=0)
+        check_int("router_hidden", router_hidden, at_least=0)
+        mlp_ratio = check_float("mlp_ratio", mlp_ratio, greater_than=0)
+        self.router_temperature = check_float("router_temperature", router_temperature, greater_than=0)
+        self.backend = check_choice("backend", backend, BACKENDS)
         self.refinement = Refinement(
             hidden_size, num_blocks, self.num_heads, max(1, round(mlp_ratio * hidden_size)), backend=backend
         )

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from adajudge import ops
-from adajudge.nn._checks import check_backend, check_float
+from adajudge.ops.backend import BACKENDS
+from adajudge.validation import check_choice, check_float
 from adajudge.nn.output import HeadOutput
 
 
@@ -29,9 +30,9 @@ class BTLoss(nn.Module):
 
     def __init__(self, temperature: float = 1.0, center_coef: float = 0.0, backend: str = "auto"):
         super().__init__()
-        self.temperature = check_float("temperature", temperature, positive=True)
-        self.center_coef = check_float("center_coef", center_coef, low=0.0)
-        self.backend = check_backend(backend)
+        self.temperature = check_float("temperature", temperature, greater_than=0)
+        self.center_coef = check_float("center_coef", center_coef, at_least=0)
+        self.backend = check_choice("backend", backend, BACKENDS)
         self.gamma = 0.0
 
     def forward(
@@ -69,7 +70,7 @@ class FocalBTLoss(BTLoss):
 
     def __init__(self, gamma: float = 2.0, temperature: float = 1.0, center_coef: float = 0.0, backend: str = "auto"):
         super().__init__(temperature=temperature, center_coef=center_coef, backend=backend)
-        self.gamma = check_float("gamma", gamma, low=0.0)
+        self.gamma = check_float("gamma", gamma, at_least=0)
 
 
 class NormBTLoss(BTLoss):
@@ -97,11 +98,9 @@ class NormBTLoss(BTLoss):
         backend: str = "auto",
     ):
         super().__init__(temperature=temperature, center_coef=center_coef, backend=backend)
-        self.gamma = check_float("gamma", gamma, low=0.0)
-        self.momentum = check_float("momentum", momentum, low=0.0)
-        if self.momentum >= 1.0:
-            raise ValueError(f"momentum: expected a float in [0, 1), got {momentum}")
-        self.eps = check_float("eps", eps, positive=True)
+        self.gamma = check_float("gamma", gamma, at_least=0)
+        self.momentum = check_float("momentum", momentum, at_least=0, less_than=1)
+        self.eps = check_float("eps", eps, greater_than=0)
         self.register_buffer("running_distance", torch.zeros((), dtype=torch.float32))
         self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long))
 
@@ -180,8 +179,8 @@ class AdaJudgeLoss(nn.Module):
     ):
         super().__init__()
         self.preference = FocalBTLoss(gamma=gamma, temperature=temperature, center_coef=center_coef, backend=backend)
-        self.entropy_coef = check_float("entropy_coef", entropy_coef, low=0.0)
-        self.entropy_floor = check_float("entropy_floor", entropy_floor, low=0.0)
+        self.entropy_coef = check_float("entropy_coef", entropy_coef, at_least=0)
+        self.entropy_floor = check_float("entropy_floor", entropy_floor, at_least=0)
 
     def forward(
         self,

@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from adajudge.nn._checks import check_positive_int
+from adajudge.validation import check_int
 
 
 class MLP(nn.Module):
@@ -16,9 +16,9 @@ class MLP(nn.Module):
 
     def __init__(self, in_features: int, hidden_features: int, out_features: int, *, zero_init_output: bool = False):
         super().__init__()
-        check_positive_int("in_features", in_features)
-        check_positive_int("hidden_features", hidden_features, allow_zero=True)
-        check_positive_int("out_features", out_features)
+        check_int("in_features", in_features, greater_than=0)
+        check_int("hidden_features", hidden_features, at_least=0)
+        check_int("out_features", out_features, greater_than=0)
         if hidden_features == 0:
             self.layers = nn.Sequential(nn.Linear(in_features, out_features))
         else:

@@ -3,7 +3,8 @@ import torch
 from torch import nn
 
 from adajudge import ops
-from adajudge.nn._checks import check_backend, check_positive_int
+from adajudge.ops.backend import BACKENDS
+from adajudge.validation import check_choice, check_int
 
 
 class MultiViewPooling(nn.Module):
@@ -27,8 +28,8 @@ class MultiViewPooling(nn.Module):
 
     def __init__(self, hidden_size: int, backend: str = "auto"):
         super().__init__()
-        self.hidden_size = check_positive_int("hidden_size", hidden_size)
-        self.backend = check_backend(backend)
+        self.hidden_size = check_int("hidden_size", hidden_size, greater_than=0)
+        self.backend = check_choice("backend", backend, BACKENDS)
         self.attn_weight = nn.Parameter(torch.zeros(hidden_size))
         self.attn_bias = nn.Parameter(torch.zeros(()))
 

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from adajudge import ops
-from adajudge.nn._checks import check_backend, check_positive_int
+from adajudge.ops.backend import BACKENDS
+from adajudge.validation import check_choice, check_int
 from adajudge.nn.attention import padded_attention
 
 HEAD_DIM = 64
@@ -22,7 +23,7 @@ def default_num_heads(hidden_size: int) -> int:
     64 exactly when `hidden_size` is a multiple of 64 (576 → 9 heads, 4096 → 64); ties go to the larger
     head size *(ours)*.
     """
-    check_positive_int("hidden_size", hidden_size)
+    check_int("hidden_size", hidden_size, greater_than=0)
     divisors = [d for d in range(1, hidden_size + 1) if hidden_size % d == 0]
     head_dim = min(divisors, key=lambda d: (abs(d - HEAD_DIM), -d))
     return hidden_size // head_dim
@@ -40,9 +41,9 @@ class RefinementBlock(nn.Module):
 
     def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, eps: float = 1e-6):
         super().__init__()
-        check_positive_int("hidden_size", hidden_size)
-        check_positive_int("num_heads", num_heads)
-        check_positive_int("intermediate_size", intermediate_size)
+        check_int("hidden_size", hidden_size, greater_than=0)
+        check_int("num_heads", num_heads, greater_than=0)
+        check_int("intermediate_size", intermediate_size, greater_than=0)
         if hidden_size % num_heads != 0:
             raise ValueError(f"num_heads: expected a divisor of hidden_size={hidden_size}, got {num_heads}")
         self.num_heads = num_heads
@@ -79,9 +80,9 @@ class Refinement(nn.Module):
 
     def __init__(self, hidden_size: int, num_blocks: int, num_heads: int, intermediate_size: int, backend: str = "auto"):
         super().__init__()
-        check_positive_int("hidden_size", hidden_size)
-        check_positive_int("num_blocks", num_blocks, allow_zero=True)
-        self.backend = check_backend(backend)
+        check_int("hidden_size", hidden_size, greater_than=0)
+        check_int("num_blocks", num_blocks, at_least=0)
+        self.backend = check_choice("backend", backend, BACKENDS)
         self.blocks = nn.ModuleList(
             RefinementBlock(hidden_size, num_heads, intermediate_size) for _ in range(num_blocks)
         )

@@ -3,7 +3,9 @@ import torch
 from torch import nn
 
 from adajudge import ops
-from adajudge.nn._checks import check_backend, check_head_inputs, check_positive_int
+from adajudge.ops.backend import BACKENDS
+from adajudge.nn._checks import check_head_inputs
+from adajudge.validation import check_bool, check_choice, check_int
 from adajudge.nn.output import HeadOutput
 from adajudge.nn.pooling import MultiViewPooling
 
@@ -22,10 +24,9 @@ class _PooledLinearHead(nn.Module):
 
     def __init__(self, hidden_size: int, bias: bool, backend: str):
         super().__init__()
-        self.hidden_size = check_positive_int("hidden_size", hidden_size)
-        if not isinstance(bias, bool):
-            raise TypeError(f"bias: expected a bool, got {type(bias).__name__}")
-        self.backend = check_backend(backend)
+        self.hidden_size = check_int("hidden_size", hidden_size, greater_than=0)
+        check_bool("bias", bias)
+        self.backend = check_choice("backend", backend, BACKENDS)
         self.score = nn.Linear(hidden_size, 1, bias=bias)
 
     def forward(

@@ -3,13 +3,8 @@ import torch
 
 from adajudge import reference
 from adajudge.ops.backend import implementation, resolve_backend
-from adajudge.ops.validation import (
-    FLOAT_DTYPES,
-    MASK_DTYPES,
-    check_binary_mask,
-    check_tensor,
-    value_checks_enabled,
-)
+from adajudge.ops.validation import check_binary_mask
+from adajudge.validation import FLOAT_DTYPES, MASK_DTYPES, check_tensor, value_checks_enabled
 
 
 class MultiViewPoolFunction(torch.autograd.Function):

@@ -3,7 +3,7 @@ import torch
 
 from adajudge import reference
 from adajudge.ops.backend import implementation, resolve_backend
-from adajudge.ops.validation import FLOAT_DTYPES, check_finite_float, check_positive_float, check_tensor
+from adajudge.validation import FLOAT_DTYPES, check_choice, check_float, check_tensor
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -53,13 +53,12 @@ def _validate(chosen, rejected, margin, weights, chosen_repr, rejected_repr, nor
             if norm_scale.numel() != 1:
                 raise ValueError(f"norm_scale: expected a float or one-element tensor, got shape {tuple(norm_scale.shape)}")
         else:
-            check_finite_float("norm_scale", norm_scale, minimum=0.0)
-    check_positive_float("temperature", temperature)
-    check_finite_float("gamma", gamma, minimum=0.0)
-    check_finite_float("center_coef", center_coef, minimum=0.0)
-    check_positive_float("eps", eps)
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+            check_float("norm_scale", norm_scale, at_least=0)
+    check_float("temperature", temperature, greater_than=0)
+    check_float("gamma", gamma, at_least=0)
+    check_float("center_coef", center_coef, at_least=0)
+    check_float("eps", eps, greater_than=0)
+    check_choice("reduction", reduction, REDUCTIONS)
 
 
 def preference_loss(

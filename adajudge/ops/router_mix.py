@@ -3,7 +3,7 @@ import torch
 
 from adajudge import reference
 from adajudge.ops.backend import implementation, resolve_backend
-from adajudge.ops.validation import FLOAT_DTYPES, check_positive_float, check_tensor
+from adajudge.validation import FLOAT_DTYPES, check_float, check_tensor
 
 
 class RouterMixFunction(torch.autograd.Function):
@@ -50,7 +50,7 @@ def router_mix(
     check_tensor("view_scores", view_scores, shape=router_logits.shape, dtypes=FLOAT_DTYPES, device=router_logits.device)
     if router_logits.shape[1] == 0:
         raise ValueError("router_logits: expected at least one view (V >= 1), got V = 0")
-    check_positive_float("temperature", temperature)
+    check_float("temperature", temperature, greater_than=0)
     resolved = resolve_backend(backend, router_logits.device)
     if resolved == "reference":
         return reference.router_mix(router_logits, view_scores, temperature=temperature)
