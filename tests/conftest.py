@@ -17,7 +17,7 @@ if not torch.cuda.is_available():
 @pytest.fixture(scope="session")
 def tiny_backbone_path(tmp_path_factory) -> Path:
     """A tiny random LlamaForCausalLM (D=64, 2 layers) + byte-level ChatML tokenizer, written once per session."""
-    from adajudge.backbones import tiny_backbone_dir
+    from adajudge.backbones.tiny import tiny_backbone_dir
 
     return tiny_backbone_dir(tmp_path_factory.mktemp("tiny-backbone"), hidden_size=64, num_layers=2, seed=0)
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from adajudge.backbones import tiny_tokenizer
+from adajudge.backbones.tiny import tiny_tokenizer
 from adajudge.data.collator import PreferenceCollator, pad_encodings
 from adajudge.data.encoding import encode_pairs, encode_prompt_response
 

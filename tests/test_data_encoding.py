@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adajudge.backbones import tiny_tokenizer
+from adajudge.backbones.tiny import tiny_tokenizer
 from adajudge.data.encoding import (
     ResponseTooLongError,
     TruncationStats,

@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import LlamaForSequenceClassification
 
-from adajudge.backbones import tiny_backbone_dir, tiny_tokenizer
+from adajudge.backbones.tiny import tiny_backbone_dir, tiny_tokenizer
 from adajudge.data.encoding import encode_prompt_response
 from adajudge.eval import reward_fn_from_model, score_rm_bench
 

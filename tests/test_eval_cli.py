@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import LlamaForSequenceClassification
 
-from adajudge.backbones import tiny_backbone_dir, tiny_tokenizer
+from adajudge.backbones.tiny import tiny_backbone_dir, tiny_tokenizer
 from adajudge.cli import main
 from adajudge.eval import loaders, reward_fn_from_model, score_rm_bench
 

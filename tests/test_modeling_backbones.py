@@ -5,8 +5,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from adajudge import backbones
-from adajudge.backbones import smollm2_dir, tiny_backbone_dir
+from adajudge.backbones import smollm2
+from adajudge.backbones.smollm2 import smollm2_dir
+from adajudge.backbones.tiny import tiny_backbone_dir
 
 
 def test_tiny_backbone_is_deterministic_and_offline(tmp_path, tiny_backbone_path):
@@ -45,10 +46,10 @@ def test_tiny_backbone_validation(tmp_path, kwargs, match):
 
 def test_cache_root(monkeypatch, tmp_path):
     monkeypatch.setenv("ADAJUDGE_CACHE", str(tmp_path / "env"))
-    assert backbones.cache_root() == tmp_path / "env"
-    assert backbones.cache_root(tmp_path / "arg") == tmp_path / "arg"
+    assert smollm2.cache_root() == tmp_path / "env"
+    assert smollm2.cache_root(tmp_path / "arg") == tmp_path / "arg"
     monkeypatch.delenv("ADAJUDGE_CACHE")
-    assert backbones.cache_root().parts[-2:] == (".cache", "adajudge")
+    assert smollm2.cache_root().parts[-2:] == (".cache", "adajudge")
 
 
 def test_smollm2_needs_its_package(monkeypatch, tmp_path):
@@ -64,7 +65,7 @@ def test_smollm2_needs_its_package(monkeypatch, tmp_path):
 def fake_gguf(monkeypatch, tmp_path):
     gguf = tmp_path / "fake.gguf"
     gguf.write_bytes(b"")
-    monkeypatch.setattr(backbones, "smollm2_gguf_path", lambda: gguf)
+    monkeypatch.setattr(smollm2, "smollm2_gguf_path", lambda: gguf)
 
 
 def test_interrupted_conversion_leaves_no_cache(monkeypatch, tmp_path):
@@ -74,7 +75,7 @@ def test_interrupted_conversion_leaves_no_cache(monkeypatch, tmp_path):
         (out_dir / "config.json").write_text("{}")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(backbones, "_convert_gguf", interrupted)
+    monkeypatch.setattr(smollm2, "_convert_gguf", interrupted)
     cache = tmp_path / "cache"
     with pytest.raises(KeyboardInterrupt):
         smollm2_dir(cache)
@@ -84,7 +85,7 @@ def test_interrupted_conversion_leaves_no_cache(monkeypatch, tmp_path):
 def test_losing_a_conversion_race_uses_the_winner(monkeypatch, tmp_path):
     fake_gguf(monkeypatch, tmp_path)
     cache = tmp_path / "cache"
-    target = cache / backbones.SMOLLM2_CACHE_NAME
+    target = cache / smollm2.SMOLLM2_CACHE_NAME
     calls = []
 
     def convert_while_another_process_finishes(gguf_path, out_dir):
@@ -94,7 +95,7 @@ def test_losing_a_conversion_race_uses_the_winner(monkeypatch, tmp_path):
         (target / "config.json").write_text('{"winner": true}')
         (target / "model.safetensors").write_bytes(b"x")
 
-    monkeypatch.setattr(backbones, "_convert_gguf", convert_while_another_process_finishes)
+    monkeypatch.setattr(smollm2, "_convert_gguf", convert_while_another_process_finishes)
     assert smollm2_dir(cache) == target
     assert (target / "config.json").read_text() == '{"winner": true}'
     assert [p.name for p in cache.iterdir()] == [target.name]  # the loser's staging folder is gone

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from adajudge.backbones import tiny_tokenizer
+from adajudge.backbones.tiny import tiny_tokenizer
 from adajudge.cli import main
 from adajudge.eval import score_judgebench
 from adajudge.rrm import PairwiseJudge, best_of_n

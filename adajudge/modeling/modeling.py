@@ -129,7 +129,7 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
         """Wrap the base model of a causal-LM (or base-model) checkpoint with a fresh reward head.
 
         Args:
-            name_or_path: a directory (e.g. `adajudge.backbones.smollm2_dir()`) or a cached hub id; loaded
+            name_or_path: a directory (e.g. `adajudge.backbones.smollm2.smollm2_dir()`) or a cached hub id; loaded
                 with `AutoModel.from_pretrained`, which drops the LM head.
             head: "adajudge", "last", "mean" or "attn".
             freeze_backbone: give the backbone's parameters `requires_grad=False` (train the head alone).

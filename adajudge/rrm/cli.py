@@ -4,7 +4,7 @@
 
 Each line of `--data` is `{"question": str, "candidates": [str, ...]}` (other keys, such as an `id`, are
 copied into the report). The judge is `--model` (a causal LM folder; default SmolLM2-135M-Instruct from
-`adajudge.backbones.smollm2_dir()`) wrapped in `PairwiseJudge`; the tournament is a knockout (N - 1
+`adajudge.backbones.smollm2.smollm2_dir()`) wrapped in `PairwiseJudge`; the tournament is a knockout (N - 1
 comparisons) or an ELO round-robin (N (N - 1) / 2). The JSON report (to `--out`, else stdout) holds, per
 question, the winner, the bracket or the ratings, and every match with each vote's verdict, answer order
 and reasoning length in tokens (`--include-text` adds the generated texts); a summary table goes to stderr.
@@ -70,7 +70,7 @@ def load_judge_model(model_dir: Path | None, *, device: str | None, dtype: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if model_dir is None:
-        from adajudge.backbones import smollm2_dir
+        from adajudge.backbones.smollm2 import smollm2_dir
 
         model_dir = smollm2_dir()
     if not (Path(model_dir) / "config.json").is_file():

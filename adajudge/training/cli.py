@@ -52,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def backbone_dir(name: str) -> Path:
     """Resolve `--backbone`: 'smollm2' (converted SmolLM2-135M-Instruct), 'tiny' (random test backbone) or a path."""
-    from adajudge.backbones import cache_root, smollm2_dir, tiny_backbone_dir
+    from adajudge.backbones.smollm2 import cache_root, smollm2_dir
+    from adajudge.backbones.tiny import tiny_backbone_dir
 
     if name == "smollm2":
         return smollm2_dir()

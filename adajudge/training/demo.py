@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def demo_backbone(name: str) -> tuple[Path, str]:
     """(folder, label) of the demo backbone; 'smollm2' falls back to the tiny one with a printed notice."""
-    from adajudge.backbones import cache_root, smollm2_dir, tiny_backbone_dir
+    from adajudge.backbones.smollm2 import cache_root, smollm2_dir
+    from adajudge.backbones.tiny import tiny_backbone_dir
 
     if name == "smollm2":
         try:

