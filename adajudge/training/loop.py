@@ -113,6 +113,165 @@ def evaluate(module, dataset, *, collate, forward, batch_size: int = 64, acceler
     return {"accuracy": totals[0] / max(pairs, 1), "margin": totals[1] / max(pairs, 1), "pairs": pairs}
 
 
+@dataclasses.dataclass
+class _Run:
+    """What one `fit` call trains with and where it stands; the pieces of `fit` read and advance it.
+
+    `module` is the bare module (checkpoints read and write it), `model` the one `accelerator.prepare_model`
+    returned (the step runs it). Position: `epoch` (0-based), `step_in_epoch` (optimizer steps done in
+    it) and `global_step` (in all); `history` is `fit`'s return value being built.
+    """
+
+    accelerator: Accelerator
+    module: torch.nn.Module
+    loss_fn: torch.nn.Module
+    params: list
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    config: FitConfig
+    checkpoints: Path
+    total_steps: int
+    model: torch.nn.Module | None = None
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    history: dict = dataclasses.field(default_factory=lambda: {"steps": [], "epochs": [], "finished": False})
+
+
+def _start_run(module, loss_fn, train_set, config: FitConfig, output_dir) -> _Run:
+    """Check the run's sizes, move `module` / `loss_fn` to the device, build AdamW and the linear warmup schedule.
+
+    Raises:
+        ValueError: fewer pairs per global batch or in `train_set` than processes; no trainable parameter.
+    """
+    accelerator = make_accelerator()
+    world = accelerator.num_processes
+    if config.batch_size < world:
+        raise ValueError(f"batch_size: expected at least one pair per process ({world}), got {config.batch_size}")
+    if len(train_set) < world:
+        raise ValueError(f"train_set: expected at least {world} pairs, got {len(train_set)}")
+    steps_per_epoch = len(epoch_batches(len(train_set), config.batch_size, config.seed, 0, world))
+    total_steps = steps_per_epoch * config.epochs
+    module.to(accelerator.device)
+    loss_fn.to(accelerator.device)
+    params = [p for p in module.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("module: expected trainable parameters, got none (everything is frozen)")
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    checkpoints = Path(output_dir) / "checkpoints"
+    return _Run(accelerator, module, loss_fn, params, optimizer, scheduler, config, checkpoints, total_steps)
+
+
+def _resume(run: _Run) -> None:
+    """Load the newest checkpoint under `run.checkpoints` into the run (weights, loss state, optimizer,
+    scheduler, RNG, position, history), before the module is prepared.
+
+    Raises:
+        ValueError: no checkpoint; its settings (all but `stop_after`) or world size differ from this run's.
+    """
+    folder = latest_checkpoint(run.checkpoints)
+    if folder is None:
+        raise ValueError(f"resume: no checkpoint under {str(run.checkpoints)!r}")
+    world = run.accelerator.num_processes
+    state = load_checkpoint(
+        folder,
+        module=run.module,
+        loss_fn=run.loss_fn,
+        optimizer=run.optimizer,
+        scheduler=run.scheduler,
+        rank=run.accelerator.process_index,
+    )
+    saved = {k: v for k, v in state["config"].items() if k != "stop_after"}
+    wanted = {k: v for k, v in dataclasses.asdict(run.config).items() if k != "stop_after"}
+    if saved != wanted or state["world_size"] != world:
+        raise ValueError(
+            f"resume: checkpoint settings {saved} (world size {state['world_size']}) differ from this run's "
+            f"{wanted} (world size {world})"
+        )
+    run.epoch, run.step_in_epoch, run.global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
+    run.history = state["history"]
+
+
+def _save(run: _Run) -> None:
+    """Write `checkpoints/step-<global_step>` with the run's position and history; all processes call it."""
+    accelerator = run.accelerator
+    accelerator.wait_for_everyone()
+    state = {
+        "epoch": run.epoch,
+        "step_in_epoch": run.step_in_epoch,
+        "global_step": run.global_step,
+        "world_size": accelerator.num_processes,
+        "config": dataclasses.asdict(run.config),
+        "history": run.history,
+    }
+    save_checkpoint(
+        run.checkpoints / f"step-{run.global_step:07d}",
+        module=run.module,
+        loss_fn=run.loss_fn,
+        optimizer=run.optimizer,
+        scheduler=run.scheduler,
+        state=state,
+        rank=accelerator.process_index,
+        is_main=accelerator.is_main_process,
+    )
+    accelerator.wait_for_everyone()
+
+
+def _train_step(run: _Run, pairs: list[int], train_set, *, collate, forward) -> float:
+    """One optimizer step on the global batch `pairs` (this process takes `pairs[rank::world]`).
+
+    Scales the local loss so that the averaged gradient is the global batch's, clips, steps optimizer and
+    scheduler, advances the position and appends `{"step", "epoch", "loss", "lr"}` to the history.
+    Returns the global batch's mean loss (the same on every process).
+    """
+    accelerator = run.accelerator
+    rank, world = accelerator.process_index, accelerator.num_processes
+    local = pairs[rank::world]
+    batch = _to(collate([train_set[i] for i in local]), accelerator.device)
+    loss = pair_loss(run.loss_fn, forward(run.model, batch), margin=batch.get("margin"), weight=batch.get("weight"))
+    accelerator.backward(loss * (world * len(local) / len(pairs)))
+    if run.config.max_grad_norm > 0:
+        accelerator.clip_grad_norm_(run.params, run.config.max_grad_norm)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.step_in_epoch += 1
+    run.global_step += 1
+    mean_loss = accelerator.reduce(loss.detach() * len(local), reduction="sum").item() / len(pairs)
+    run.history["steps"].append(
+        {"step": run.global_step, "epoch": run.epoch, "loss": mean_loss, "lr": run.scheduler.get_last_lr()[0]}
+    )
+    return mean_loss
+
+
+def _end_epoch(run: _Run, eval_set, *, collate, forward, started: float, bar, description: str, on_epoch_end) -> None:
+    """Close the current epoch: evaluate on `eval_set` (when given and non-empty), append
+    `{"epoch", "accuracy", "margin", "pairs", "seconds"}` to the history, report it and call `on_epoch_end`
+    on the main process, move to the next epoch and save a checkpoint there."""
+    accelerator = run.accelerator
+    if eval_set is not None and len(eval_set):
+        metrics = evaluate(
+            accelerator.unwrap_model(run.model),
+            eval_set,
+            collate=collate,
+            forward=forward,
+            batch_size=run.config.eval_batch_size,
+            accelerator=accelerator,
+        )
+    else:
+        metrics = {"accuracy": None, "margin": None, "pairs": 0}
+    run.history["epochs"].append({"epoch": run.epoch + 1, **metrics, "seconds": time.perf_counter() - started})
+    if accelerator.is_main_process:
+        accuracy = "n/a" if metrics["accuracy"] is None else f"{metrics['accuracy']:.3f}"
+        bar.write(f"{description}: epoch {run.epoch + 1}/{run.config.epochs} held-out accuracy {accuracy}")
+        if on_epoch_end is not None:
+            on_epoch_end(run.history)
+    run.epoch, run.step_in_epoch = run.epoch + 1, 0
+    run.history["finished"] = run.epoch == run.config.epochs
+    _save(run)
+
+
 def fit(
     module,
     loss_fn,
@@ -146,113 +305,37 @@ def fit(
         `{"steps": [{"step", "epoch", "loss", "lr"}], "epochs": [{"epoch", "accuracy", "margin", "seconds"}],
         "finished": bool}` (`finished` False when `stop_after` cut the run short).
     """
-    accelerator = make_accelerator()
-    rank, world = accelerator.process_index, accelerator.num_processes
-    if config.batch_size < world:
-        raise ValueError(f"batch_size: expected at least one pair per process ({world}), got {config.batch_size}")
-    if len(train_set) < world:
-        raise ValueError(f"train_set: expected at least {world} pairs, got {len(train_set)}")
-    checkpoints = Path(output_dir) / "checkpoints"
-    steps_per_epoch = len(epoch_batches(len(train_set), config.batch_size, config.seed, 0, world))
-    total_steps = steps_per_epoch * config.epochs
-
-    module.to(accelerator.device)
-    loss_fn.to(accelerator.device)
-    params = [p for p in module.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("module: expected trainable parameters, got none (everything is frozen)")
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
-    history = {"steps": [], "epochs": [], "finished": False}
-    epoch, step_in_epoch, global_step = 0, 0, 0
+    run = _start_run(module, loss_fn, train_set, config, output_dir)
     if resume:
-        folder = latest_checkpoint(checkpoints)
-        if folder is None:
-            raise ValueError(f"resume: no checkpoint under {str(checkpoints)!r}")
-        state = load_checkpoint(folder, module=module, loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler, rank=rank)
-        saved = {k: v for k, v in state["config"].items() if k != "stop_after"}
-        wanted = {k: v for k, v in dataclasses.asdict(config).items() if k != "stop_after"}
-        if saved != wanted or state["world_size"] != world:
-            raise ValueError(
-                f"resume: checkpoint settings {saved} (world size {state['world_size']}) differ from this run's "
-                f"{wanted} (world size {world})"
-            )
-        epoch, step_in_epoch, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
-        history = state["history"]
-    model = accelerator.prepare_model(module)
-
-    def checkpoint():
-        accelerator.wait_for_everyone()
-        state = {
-            "epoch": epoch,
-            "step_in_epoch": step_in_epoch,
-            "global_step": global_step,
-            "world_size": world,
-            "config": dataclasses.asdict(config),
-            "history": history,
-        }
-        save_checkpoint(
-            checkpoints / f"step-{global_step:07d}",
-            module=module,
-            loss_fn=loss_fn,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            state=state,
-            rank=rank,
-            is_main=accelerator.is_main_process,
-        )
-        accelerator.wait_for_everyone()
-
-    bar = tqdm(total=total_steps, initial=global_step, desc=description, disable=not (progress and accelerator.is_main_process))
-    while epoch < config.epochs:
+        _resume(run)
+    run.model = run.accelerator.prepare_model(module)
+    world = run.accelerator.num_processes
+    show = progress and run.accelerator.is_main_process
+    bar = tqdm(total=run.total_steps, initial=run.global_step, desc=description, disable=not show)
+    while run.epoch < config.epochs:
         started = time.perf_counter()
-        batches = epoch_batches(len(train_set), config.batch_size, config.seed, epoch, world)
-        model.train()
-        while step_in_epoch < len(batches):
-            pairs = batches[step_in_epoch]
-            local = pairs[rank::world]
-            batch = _to(collate([train_set[i] for i in local]), accelerator.device)
-            loss = pair_loss(loss_fn, forward(model, batch), margin=batch.get("margin"), weight=batch.get("weight"))
-            accelerator.backward(loss * (world * len(local) / len(pairs)))
-            if config.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(params, config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step_in_epoch += 1
-            global_step += 1
-            mean_loss = accelerator.reduce(loss.detach() * len(local), reduction="sum").item() / len(pairs)
-            history["steps"].append(
-                {"step": global_step, "epoch": epoch, "loss": mean_loss, "lr": scheduler.get_last_lr()[0]}
-            )
+        batches = epoch_batches(len(train_set), config.batch_size, config.seed, run.epoch, world)
+        run.model.train()
+        while run.step_in_epoch < len(batches):
+            mean_loss = _train_step(run, batches[run.step_in_epoch], train_set, collate=collate, forward=forward)
             bar.update(1)
-            bar.set_postfix(loss=f"{mean_loss:.4f}", epoch=epoch + 1)
-            if config.stop_after is not None and global_step >= config.stop_after:
-                checkpoint()
+            bar.set_postfix(loss=f"{mean_loss:.4f}", epoch=run.epoch + 1)
+            if config.stop_after is not None and run.global_step >= config.stop_after:
+                _save(run)
                 bar.close()
-                return history
-            if config.save_every and global_step % config.save_every == 0:
-                checkpoint()
-        if eval_set is not None and len(eval_set):
-            metrics = evaluate(
-                accelerator.unwrap_model(model),
-                eval_set,
-                collate=collate,
-                forward=forward,
-                batch_size=config.eval_batch_size,
-                accelerator=accelerator,
-            )
-        else:
-            metrics = {"accuracy": None, "margin": None, "pairs": 0}
-        history["epochs"].append({"epoch": epoch + 1, **metrics, "seconds": time.perf_counter() - started})
-        if accelerator.is_main_process:
-            accuracy = "n/a" if metrics["accuracy"] is None else f"{metrics['accuracy']:.3f}"
-            bar.write(f"{description}: epoch {epoch + 1}/{config.epochs} held-out accuracy {accuracy}")
-            if on_epoch_end is not None:
-                on_epoch_end(history)
-        epoch, step_in_epoch = epoch + 1, 0
-        history["finished"] = epoch == config.epochs
-        checkpoint()
+                return run.history
+            if config.save_every and run.global_step % config.save_every == 0:
+                _save(run)
+        _end_epoch(
+            run,
+            eval_set,
+            collate=collate,
+            forward=forward,
+            started=started,
+            bar=bar,
+            description=description,
+            on_epoch_end=on_epoch_end,
+        )
     bar.close()
-    history["finished"] = True
-    return history
+    run.history["finished"] = True
+    return run.history
