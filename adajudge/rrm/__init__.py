@@ -6,9 +6,10 @@ among N candidates.
 
 - ``prompt``: the comparison prompt; ``verdict``: ``parse_verdict``; ``tournaments``: ``knockout``,
   ``elo_ratings``, ``best_of_n``; ``judge``: ``PairwiseJudge`` (transformers ``generate``);
-  ``cli``: ``adajudge judge``.
+  ``server_judge``: ``ServerJudge`` (the same judge generating on an OpenAI-compatible server through
+  ``openai_engine.OpenAIEngine``); ``cli``: ``adajudge judge``.
 
-``PairwiseJudge`` imports torch and transformers, so it is loaded on first use.
+The judges import torch, transformers and openai, so they are loaded on first use.
 """
 from .tournaments import EloRatings, KnockoutResult, Match, Round, best_of_n, elo_ratings, knockout
 from .verdict import parse_verdict
@@ -16,14 +17,16 @@ from .verdict import parse_verdict
 __all__ = [
     "parse_verdict", "knockout", "elo_ratings", "best_of_n", "PairwiseJudge",
     "Judgement", "Vote", "KnockoutResult", "Round", "EloRatings", "Match",
+    "ServerJudge", "OpenAIEngine", "ServerError",
 ]
 
-_LAZY = {"PairwiseJudge", "Judgement", "Vote"}
+_LAZY = {"PairwiseJudge": "judge", "Judgement": "judge", "Vote": "judge", "ServerJudge": "server_judge",
+         "OpenAIEngine": "openai_engine", "ServerError": "openai_engine"}
 
 
 def __getattr__(name):
     if name in _LAZY:
-        from . import judge
+        import importlib
 
-        return getattr(judge, name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'adajudge.rrm' has no attribute {name!r}")

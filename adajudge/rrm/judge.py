@@ -27,18 +27,21 @@ from .verdict import Verdict, parse_verdict, split_reasoning
 
 class Generation(NamedTuple):
     """One generated reply: its text (special tokens dropped), the tokens generated before the stop
-    token, and whether ``max_new_tokens`` ran out before a stop token came."""
+    token, and whether ``max_new_tokens`` ran out before a stop token came. ``error``: why an engine got
+    no reply (a server request that failed after its retries); such a generation gives no verdict."""
 
     text: str
     num_tokens: int
     truncated: bool
+    error: str | None = None
 
 
 @dataclass(frozen=True)
 class Vote:
     """One sampled judgement. ``verdict`` is in the caller's order, ``shown_verdict`` as the model saw
     the answers (they differ when ``swapped``). ``num_tokens``: generated tokens before the stop token,
-    the reasoning length counted against ``max_new_tokens``; ``truncated``: the budget ran out first."""
+    the reasoning length counted against ``max_new_tokens``; ``truncated``: the budget ran out first;
+    ``error``: why the engine got no reply (then there is no verdict)."""
 
     verdict: Verdict
     shown_verdict: Verdict
@@ -46,6 +49,7 @@ class Vote:
     text: str
     num_tokens: int
     truncated: bool
+    error: str | None = None
 
     @property
     def reasoning(self) -> str:
@@ -95,7 +99,8 @@ class PairwiseJudge:
     """Generative pairwise judge over a transformers causal LM.
 
     Args:
-        model: a causal LM with ``generate`` (``AutoModelForCausalLM``), used as given (eval mode, device).
+        model: a causal LM with ``generate`` (``AutoModelForCausalLM``), used as given (eval mode, device);
+            None only in a subclass whose own ``generate`` needs no model (``ServerJudge``).
         tokenizer: its tokenizer; the prompt goes through its chat template (``adajudge.rrm.prompt``).
         max_new_tokens: the thinking budget per vote; a reply cut off by it usually has no verdict.
         temperature: 0 decodes greedily; above 0 samples with ``top_p``.
@@ -123,7 +128,8 @@ class PairwiseJudge:
         batch_size: int = 8,
         randomize_order: bool = True,
     ):
-        if not callable(getattr(model, "generate", None)):
+        in_process = type(self).generate is PairwiseJudge.generate
+        if (model is not None or in_process) and not callable(getattr(model, "generate", None)):
             raise TypeError(f"model must have a generate method (a causal LM), got {type(model).__name__}")
         if not isinstance(temperature, numbers.Real) or temperature < 0:
             raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
@@ -172,10 +178,10 @@ class PairwiseJudge:
             for _ in range(self.num_votes):
                 swapped = self.randomize_order and self._rng.random() < 0.5
                 shown = (answer_2, answer_1) if swapped else (answer_1, answer_2)
-                prompts.append(encode_comparison(self.tokenizer, question, *shown))
+                prompts.append(self.encode_prompt(question, *shown))
                 swaps.append(swapped)
         outputs = self.generate(prompts)
-        votes = [self._vote(text, n, cut, swapped) for (text, n, cut), swapped in zip(outputs, swaps)]
+        votes = [self._vote(output, swapped) for output, swapped in zip(outputs, swaps)]
         k = self.num_votes
         return [
             Judgement(majority([v.verdict for v in votes[i:i + k]]), tuple(votes[i:i + k]))
@@ -183,10 +189,15 @@ class PairwiseJudge:
         ]
 
     @staticmethod
-    def _vote(text: str, num_tokens: int, truncated: bool, swapped: bool) -> Vote:
-        shown = parse_verdict(text)
+    def _vote(output: Generation, swapped: bool) -> Vote:
+        shown = None if output.error is not None else parse_verdict(output.text)
         verdict = {1: 2, 2: 1}.get(shown) if swapped else shown
-        return Vote(verdict, shown, swapped, text, num_tokens, truncated)
+        return Vote(verdict, shown, swapped, output.text, output.num_tokens, output.truncated, output.error)
+
+    def encode_prompt(self, question: str, answer_1: str, answer_2: str):
+        """The prompt ``generate`` receives for one vote: here the token ids of the rendered comparison. An
+        engine that takes text or chat messages (``adajudge.rrm.ServerJudge``) overrides it with ``generate``."""
+        return encode_comparison(self.tokenizer, question, answer_1, answer_2)
 
     def generate(self, prompts: list[list[int]]) -> list[Generation]:
         """One ``Generation`` per prompt (token ids), in the given order: the only step that touches the
