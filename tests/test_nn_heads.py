@@ -127,6 +127,14 @@ def pool_formula(pooling, hidden, attention_mask, response_mask):
     )
 
 
+def test_attn_bias_is_one_element_and_scalar_checkpoints_still_load():
+    pooling = MultiViewPooling(D)
+    assert pooling.attn_bias.shape == (1,)  # FSDP2 shards no scalar parameter
+    old = {"attn_weight": torch.randn(D), "attn_bias": torch.tensor(0.25)}  # written while attn_bias was a scalar
+    pooling.load_state_dict(old)
+    assert torch.equal(pooling.attn_weight, old["attn_weight"]) and pooling.attn_bias.tolist() == [0.25]
+
+
 def test_multiview_pooling_module_padded_and_packed():
     fresh = MultiViewPooling(D)
     assert set(fresh.state_dict()) == {"attn_weight", "attn_bias"}

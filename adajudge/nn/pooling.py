@@ -43,7 +43,9 @@ class MultiViewPooling(nn.Module):
     softmax over the response tokens. `attn_weight` starts at zero *(ours)*: the attention view then
     begins as the response mean, deterministically, and still gets a gradient. `attn_bias` starts at zero
     too; the softmax is shift-invariant, so it never changes the output and its gradient is 0 up to
-    rounding. It is kept because the design's formula (and checkpoints written from it) carry `b_a`.
+    rounding. It is kept because the design's formula (and checkpoints written from it) carry `b_a`. It is
+    a one-element `[1]` tensor, not a scalar, because FSDP2 (`fully_shard`) shards no scalar parameter;
+    a scalar `attn_bias` in an older state dict still loads.
 
     Args:
         hidden_size: `D`.
@@ -59,7 +61,7 @@ class MultiViewPooling(nn.Module):
         self.hidden_size = check_int("hidden_size", hidden_size, greater_than=0)
         self.backend = check_choice("backend", backend, BACKENDS)
         self.attn_weight = nn.Parameter(torch.zeros(hidden_size))
-        self.attn_bias = nn.Parameter(torch.zeros(()))
+        self.attn_bias = nn.Parameter(torch.zeros(1))
 
     def forward(
         self,
@@ -93,6 +95,12 @@ class MultiViewPooling(nn.Module):
         return multiview_pool_validated(
             hidden, attention_mask, response_mask, self.attn_weight, self.attn_bias, None, None, self.backend
         )
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        bias = state_dict.get(prefix + "attn_bias")
+        if bias is not None and bias.dim() == 0:  # written while `attn_bias` was a scalar
+            state_dict[prefix + "attn_bias"] = bias.reshape(1)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return f"hidden_size={self.hidden_size}, backend={self.backend!r}"

@@ -5,7 +5,11 @@ A checkpoint is a folder `checkpoints/step-XXXXXXX/` under the output directory:
 - `module.safetensors`: the module's trainable parameters and buffers (frozen parameters never change, so a
   frozen backbone is not written again at every checkpoint).
 - `loss.safetensors`: the loss module's state (NormBT's running mean distance), when it has one.
-- `optimizer.pt`, `scheduler.pt`: their `state_dict()`s, read back with `torch.load(weights_only=True)`.
+- `optimizer.pt`, `scheduler.pt`: their state dicts, read back with `torch.load(weights_only=True)`.
+
+Module and optimizer states go through `torch.distributed.checkpoint.state_dict` as full state dicts (keyed
+by parameter name): a module sharded by FSDP2 is gathered on save and resharded on load, so a checkpoint
+looks the same whether it was written by one process, DDP or FSDP.
 - `rng-rank{r}.json`: python, numpy, torch (and CUDA) generator states of each process.
 - `state.json`: epoch, step within the epoch, global step, the run's settings and its history so far.
 
@@ -19,8 +23,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
 
 LATEST = "latest"
+# Full (unsharded) tensors, on the CPU of the main process under FSDP (the others get empty dicts).
+FULL_STATE = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
 def rng_state() -> dict:
@@ -50,21 +63,25 @@ def set_rng_state(state: dict) -> None:
 
 def _trained_state(module) -> dict:
     frozen = {name for name, param in module.named_parameters() if not param.requires_grad}
-    return {k: v.detach().clone().contiguous() for k, v in module.state_dict().items() if k not in frozen}
+    state = get_model_state_dict(module, options=FULL_STATE)
+    return {k: v.detach().clone().contiguous() for k, v in state.items() if k not in frozen}
 
 
 def save_checkpoint(folder, *, module, loss_fn, optimizer, scheduler, state: dict, rank: int, is_main: bool) -> Path:
-    """Write one checkpoint folder. Every process calls it (each writes its RNG file); the main one writes the rest
-    and then points `latest` at it. Callers synchronise processes around the call."""
+    """Write one checkpoint folder. Every process calls it (each writes its RNG file, and all gather a sharded
+    module's state together); the main one writes the rest and then points `latest` at it. Callers
+    synchronise processes around the call."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"rng-rank{rank}.json").write_text(json.dumps(rng_state()))
+    module_state = _trained_state(module)
+    optimizer_state = get_optimizer_state_dict(module, optimizer, options=FULL_STATE)
     if is_main:
-        save_file(_trained_state(module), str(folder / "module.safetensors"))
+        save_file(module_state, str(folder / "module.safetensors"))
         loss_state = loss_fn.state_dict()
         if loss_state:
             save_file({k: v.contiguous() for k, v in loss_state.items()}, str(folder / "loss.safetensors"))
-        torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+        torch.save(optimizer_state, folder / "optimizer.pt")
         torch.save(scheduler.state_dict(), folder / "scheduler.pt")
         (folder / "state.json").write_text(json.dumps(state, indent=1))
         (folder.parent / LATEST).write_text(folder.name)
@@ -85,7 +102,9 @@ def load_checkpoint(folder, *, module, loss_fn, optimizer, scheduler, rank: int)
     rng_path = folder / f"rng-rank{rank}.json"
     if not rng_path.is_file():
         raise ValueError(f"resume: {str(folder)!r} has no RNG state for rank {rank}; was it saved with fewer processes?")
-    result = module.load_state_dict(load_file(str(folder / "module.safetensors")), strict=False)
+    result = set_model_state_dict(
+        module, load_file(str(folder / "module.safetensors")), options=StateDictOptions(full_state_dict=True, strict=False)
+    )
     frozen = {name for name, param in module.named_parameters() if not param.requires_grad}
     missing = [key for key in result.missing_keys if key not in frozen]
     if result.unexpected_keys or missing:
@@ -95,7 +114,10 @@ def load_checkpoint(folder, *, module, loss_fn, optimizer, scheduler, rank: int)
         )
     if (folder / "loss.safetensors").is_file():
         loss_fn.load_state_dict(load_file(str(folder / "loss.safetensors")))
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    set_optimizer_state_dict(
+        module, optimizer, torch.load(folder / "optimizer.pt", weights_only=True),
+        options=StateDictOptions(full_state_dict=True),
+    )
     scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
     state = json.loads((folder / "state.json").read_text())
     set_rng_state(json.loads(rng_path.read_text()))

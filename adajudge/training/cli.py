@@ -4,6 +4,7 @@
         --cache-features --epochs 5 --output-dir runs/adajudge
     adajudge train --config train.yaml --resume          # continue the newest checkpoint exactly
     torchrun --nproc-per-node 2 -m adajudge train ...     # DDP (accelerate sets up the process group)
+    torchrun --nproc-per-node 8 -m adajudge train --fsdp ...   # FSDP2: the model sharded over the processes
 
 Writes to `--output-dir`: `checkpoints/` (exact resume), `log.json` (settings, per-step loss, per-epoch
 held-out accuracy), `curves.png` (loss and accuracy) and `model/` (an `AdaJudgeForRewardModeling` and its
@@ -33,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--cache-features", action=argparse.BooleanOptionalAction, default=None,
         help="freeze the backbone, compute its hidden states once, train only the head on them")
     add("--features-dir", help="where cached features live (default OUTPUT_DIR/features)")
+    add("--fsdp", action=argparse.BooleanOptionalAction, default=None,
+        help="shard the model over the processes with FSDP2 (accelerate's FSDP plugin) instead of DDP")
     add("--feature-batch-size", type=int, help="pairs per backbone call while caching (default 8)")
     add("--max-length", type=int, help=f"longest sequence in tokens; the prompt is cut first (default {DEFAULTS['max_length']})")
     add("--epochs", type=int, help=f"passes over the training pairs (default {DEFAULTS['epochs']})")
@@ -121,9 +124,12 @@ def run(args) -> int:
     from adajudge.training.loop import FitConfig, fit, head_forward, make_accelerator, model_forward
     from adajudge.training.losses import build_loss
     from adajudge.training.plot import plot_histories
+    from adajudge.training.sharding import request_fsdp, save_pretrained
 
     started = time.perf_counter()
     settings = resolve(args)
+    if settings["fsdp"]:
+        request_fsdp()  # before the first Accelerator: accelerate keeps one state per process
     output_dir = Path(settings["output_dir"])
     config = FitConfig(**{key: settings[key] for key in (
         "epochs", "lr", "batch_size", "eval_batch_size", "weight_decay", "warmup_ratio", "max_grad_norm", "seed",
@@ -163,7 +169,8 @@ def run(args) -> int:
         collate, forward = collator, model_forward
     loss_fn = build_loss(settings["loss"], **settings["loss_options"])
 
-    is_main = make_accelerator().is_main_process
+    accelerator = make_accelerator()
+    is_main = accelerator.is_main_process
     log_path, plot_path = output_dir / "log.json", output_dir / "curves.png"
 
     def write_log(history):
@@ -193,10 +200,11 @@ def run(args) -> int:
         description=f"{settings['head']} head",
         on_epoch_end=write_log,
     )
+    if history["finished"]:
+        save_pretrained(accelerator, model, output_dir / "model")
     if is_main:
         write_log(history)
         if history["finished"]:
-            model.save_pretrained(output_dir / "model")
             tokenizer.save_pretrained(output_dir / "model")
         last = history["epochs"][-1] if history["epochs"] else None
         accuracy = "n/a" if last is None or last["accuracy"] is None else f"{last['accuracy']:.3f}"

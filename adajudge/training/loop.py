@@ -5,9 +5,10 @@ a head on cached features (`head_forward`) or a whole `AdaJudgeForRewardModeling
 
 - Data order: epoch `e` visits the pairs in `randperm(n)` of a generator seeded with `seed + e`, cut into
   global batches of `batch_size` pairs. A resumed run recomputes the order and skips the steps already done.
-- Distributed (torchrun / `accelerate launch`; accelerate sets up the process group, DDP averages gradients):
-  `batch_size` is the global batch; process `r` of `W` takes pairs `r, r+W, ...` of each batch and scales its
-  loss by `W * local / global` pairs, so the averaged gradient is that of the global batch. A final batch with
+- Distributed (torchrun / `accelerate launch`; accelerate sets up the process group, DDP averages gradients,
+  or FSDP2 shards the module and reduce-scatters them when requested, see `sharding.py`): `batch_size` is the
+  global batch; process `r` of `W` takes pairs `r, r+W, ...` of each batch and scales its loss by
+  `W * local / global` pairs, so the averaged gradient is that of the global batch. A final batch with
   fewer pairs than processes is dropped (never with one process).
 - Checkpoints (`checkpoint.py`) at every epoch end, every `save_every` steps and at `stop_after`; `resume=True`
   continues from the newest one with the same losses as an uninterrupted run.
@@ -23,6 +24,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from adajudge.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from adajudge.training.losses import head_output_from_model, pair_loss
+from adajudge.training.sharding import is_fsdp, shard_cpu_processes
 
 
 @dataclasses.dataclass
@@ -59,8 +61,11 @@ class FitConfig:
 
 def make_accelerator() -> Accelerator:
     """The accelerator of a run: the process group comes from the launcher's environment (torchrun,
-    `accelerate launch`); without CUDA, processes run on CPU and talk over gloo."""
-    return Accelerator(cpu=not torch.cuda.is_available())
+    `accelerate launch`); without CUDA, processes run on CPU and talk over gloo. FSDP when requested
+    (`adajudge.training.sharding`), on CPU processes too."""
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    shard_cpu_processes(accelerator)
+    return accelerator
 
 
 def head_forward(head, batch: dict):
@@ -92,8 +97,9 @@ def _to(batch: dict, device) -> dict:
 def evaluate(module, dataset, *, collate, forward, batch_size: int = 64, accelerator: Accelerator | None = None) -> dict:
     """Held-out pairwise accuracy (`reward(chosen) > reward(rejected)`, ties wrong) and mean reward margin.
 
-    Under several processes each scores a strided share and the counts are summed. Returns
-    `{"accuracy", "margin", "pairs"}`.
+    Under several processes each scores a strided share and the counts are summed. Every process runs the
+    same number of forwards (a sharded module gathers its parameters in each, all processes together): one
+    whose share ran out scores pair 0 again and does not count it. Returns `{"accuracy", "margin", "pairs"}`.
     """
     accelerator = accelerator or make_accelerator()
     rank, world = accelerator.process_index, accelerator.num_processes
@@ -102,11 +108,14 @@ def evaluate(module, dataset, *, collate, forward, batch_size: int = 64, acceler
     local = list(range(rank, len(dataset), world))
     correct = torch.zeros((), dtype=torch.float64, device=accelerator.device)
     margin = torch.zeros((), dtype=torch.float64, device=accelerator.device)
-    for start in range(0, len(local), batch_size):
-        batch = _to(collate([dataset[i] for i in local[start : start + batch_size]]), accelerator.device)
+    largest_share = -(-len(dataset) // world)
+    for start in range(0, largest_share, batch_size):
+        chunk = local[start : start + batch_size]
+        batch = _to(collate([dataset[i] for i in chunk or [0]]), accelerator.device)
         chosen, rejected = forward(module, batch).split_pairs()
-        correct += (chosen.reward > rejected.reward).sum()
-        margin += (chosen.reward - rejected.reward).double().sum()
+        if chunk:
+            correct += (chosen.reward > rejected.reward).sum()
+            margin += (chosen.reward - rejected.reward).double().sum()
     module.train(was_training)
     totals = accelerator.reduce(torch.stack([correct, margin]), reduction="sum").tolist()
     pairs = len(dataset)
@@ -117,8 +126,8 @@ def evaluate(module, dataset, *, collate, forward, batch_size: int = 64, acceler
 class _Run:
     """What one `fit` call trains with and where it stands; the pieces of `fit` read and advance it.
 
-    `module` is the bare module (checkpoints read and write it), `model` the one `accelerator.prepare_model`
-    returned (the step runs it). Position: `epoch` (0-based), `step_in_epoch` (optimizer steps done in
+    `module` is the bare module (checkpoints read and write it), `model` the one accelerate prepared (the
+    step runs it; under FSDP2 the same object, sharded in place, and `params` its sharded parameters). Position: `epoch` (0-based), `step_in_epoch` (optimizer steps done in
     it) and `global_step` (in all); `history` is `fit`'s return value being built.
     """
 
@@ -163,9 +172,19 @@ def _start_run(module, loss_fn, train_set, config: FitConfig, output_dir) -> _Ru
     return _Run(accelerator, module, loss_fn, params, optimizer, scheduler, config, checkpoints, total_steps)
 
 
+def _prepare(run: _Run) -> None:
+    """Wrap the module for the processes: DDP (`prepare_model`), or FSDP2, which shards the module in place
+    and needs the optimizer prepared with it (its parameters become the shards)."""
+    if is_fsdp(run.accelerator):
+        run.model, _ = run.accelerator.prepare(run.module, run.optimizer)
+        run.params = [p for p in run.model.parameters() if p.requires_grad]
+    else:
+        run.model = run.accelerator.prepare_model(run.module)
+
+
 def _resume(run: _Run) -> None:
     """Load the newest checkpoint under `run.checkpoints` into the run (weights, loss state, optimizer,
-    scheduler, RNG, position, history), before the module is prepared.
+    scheduler, RNG, position, history), once the module is prepared (a sharded module loads its shards).
 
     Raises:
         ValueError: no checkpoint; its settings (all but `stop_after`) or world size differ from this run's.
@@ -306,9 +325,9 @@ def fit(
         "finished": bool}` (`finished` False when `stop_after` cut the run short).
     """
     run = _start_run(module, loss_fn, train_set, config, output_dir)
+    _prepare(run)
     if resume:
         _resume(run)
-    run.model = run.accelerator.prepare_model(module)
     world = run.accelerator.num_processes
     show = progress and run.accelerator.is_main_process
     bar = tqdm(total=run.total_steps, initial=run.global_step, desc=description, disable=not show)

@@ -17,6 +17,7 @@ DEFAULTS = {
     "loss": "adajudge",
     "loss_options": {},
     "cache_features": False,
+    "fsdp": False,
     "features_dir": None,
     "feature_batch_size": 8,
     "max_length": 512,
@@ -94,6 +95,9 @@ def resolve(args) -> dict:
         raise ValueError(f"heldout: expected a fraction in [0, 1), got {settings['heldout']!r}")
     settings["head_options"] = _as_options("head_options", settings["head_options"])
     settings["loss_options"] = _as_options("loss_options", settings["loss_options"])
+    if settings["fsdp"] and settings["cache_features"]:
+        raise ValueError("fsdp: expected training of the whole model (FSDP shards the backbone being trained), got "
+                         "--cache-features, which trains the head alone on a frozen backbone's features; use DDP there")
     if settings["lr"] is None:
         settings["lr"] = DEFAULT_LR["cached" if settings["cache_features"] else "full"]
     return settings

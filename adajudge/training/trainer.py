@@ -12,6 +12,8 @@ adds what the plain trainer cannot pass:
 - per-pair `margin` and `weight` columns.
 
 NormBT's running mean distance is saved with each checkpoint (`loss.safetensors`) and restored on resume.
+Under FSDP (`adajudge.training.sharding.request_fsdp()` or `accelerate launch` with an FSDP2 config) it
+trains sharded with the same accelerate configuration as `adajudge train --fsdp`, on CPU processes too.
 """
 import os
 
@@ -23,6 +25,7 @@ from trl import RewardTrainer
 
 from adajudge.data.collator import ENCODED_KEYS, PreferenceCollator
 from adajudge.training.losses import build_loss, head_output_from_model, pair_loss
+from adajudge.training.sharding import shard_cpu_processes
 
 RAW_COLUMNS = ("prompt", "chosen", "rejected")
 LOSS_STATE = "loss.safetensors"
@@ -80,6 +83,11 @@ class AdaJudgeRewardTrainer(RewardTrainer):
             processing_class=processing_class,
             **kwargs,
         )
+
+    def create_accelerator_and_postprocess(self):
+        super().create_accelerator_and_postprocess()
+        if shard_cpu_processes(self.accelerator):  # CPU processes asked for FSDP: see adajudge.training.sharding
+            self.is_fsdp_enabled = True
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
         # The collator tokenises (chat template, response mask, truncation policy), so rows stay as they are.
