@@ -11,38 +11,16 @@ from __future__ import annotations
 import enum
 import inspect
 import json
-from dataclasses import dataclass
 
 import torch
 from transformers import AutoModel, PreTrainedModel
-from transformers.utils import ModelOutput
 
 from adajudge.modeling.configuration import HEAD_KINDS, AdaJudgeConfig
-from adajudge.nn import HeadOutput, build_head
+from adajudge.modeling.output import AdaJudgeRewardOutput
+from adajudge.nn import build_head
 
 # LoraConfig fields that describe where a config came from, not the adapter itself.
 _LORA_PROVENANCE = ("peft_type", "peft_version", "task_type", "base_model_name_or_path", "revision", "auto_mapping")
-
-
-@dataclass
-class AdaJudgeRewardOutput(ModelOutput):
-    """Output of `AdaJudgeForRewardModeling` for `B` sequences (`V` views: 3 for "adajudge", 1 otherwise).
-
-    Attributes:
-        logits: `[B, 1]` fp32, the reward (the `*ForSequenceClassification` convention, `num_labels=1`).
-        view_scores: `[B, V]` fp32, the score of each pooled view.
-        router_probs: `[B, V]` fp32, the router's mixture weights (ones for static heads).
-        router_entropy: `[B]` fp32, entropy of `router_probs` in nats (zeros for static heads).
-        representation: `[B, D]` fp32, the pooled vector behind the reward (used by NormBT).
-        hidden_states: the backbone's hidden states per layer, when `output_hidden_states=True`.
-    """
-
-    logits: torch.Tensor | None = None
-    view_scores: torch.Tensor | None = None
-    router_probs: torch.Tensor | None = None
-    router_entropy: torch.Tensor | None = None
-    representation: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
 def _jsonable(value):
@@ -270,18 +248,7 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
             attention_mask: `[B, T]` 0/1 (either padding side).
             response_mask: `[B, T]` 0/1 subset of `attention_mask`; None means every real token.
         """
-        return self._output(self.head(hidden_states, attention_mask, response_mask))
-
-    @staticmethod
-    def _output(head_output: HeadOutput, hidden_states=None) -> AdaJudgeRewardOutput:
-        return AdaJudgeRewardOutput(
-            logits=head_output.reward[:, None],
-            view_scores=head_output.view_scores,
-            router_probs=head_output.router_probs,
-            router_entropy=head_output.router_entropy,
-            representation=head_output.representation,
-            hidden_states=hidden_states,
-        )
+        return AdaJudgeRewardOutput.from_head(self.head(hidden_states, attention_mask, response_mask))
 
     def forward(
         self,
@@ -328,6 +295,8 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
         hidden = outputs.last_hidden_state
         if attention_mask is None:
             attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
-        output = self._output(self.head(hidden, attention_mask, response_mask), outputs.hidden_states)
+        output = AdaJudgeRewardOutput.from_head(
+            self.head(hidden, attention_mask, response_mask), hidden_states=outputs.hidden_states
+        )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if return_dict else output.to_tuple()

@@ -15,25 +15,13 @@ a row with no non-pad token scores an empty response (reward = bias) instead of 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from transformers import PreTrainedModel
-from transformers.modeling_outputs import SequenceClassifierOutputWithPast
 
 from adajudge.modeling.configuration import HEAD_KINDS
+from adajudge.modeling.output import AdaJudgeRewardOutput
 from adajudge.nn import build_head
-
-
-@dataclass
-class RewardHeadOutput(SequenceClassifierOutputWithPast):
-    """`SequenceClassifierOutputWithPast` (`logits [B, 1]`) plus the adajudge head's fields (see `HeadOutput`)."""
-
-    view_scores: torch.Tensor | None = None
-    router_probs: torch.Tensor | None = None
-    router_entropy: torch.Tensor | None = None
-    representation: torch.Tensor | None = None
 
 
 def scored_span_mask(
@@ -64,7 +52,7 @@ class RewardHeadMixin:
         labels: torch.Tensor | None = None,
         response_mask: torch.Tensor | None = None,
         **kwargs,
-    ) -> RewardHeadOutput:
+    ) -> AdaJudgeRewardOutput:
         """As the original forward, with `logits [B, 1]` from the head; `response_mask [B, T]` overrides the
         derived span (see `scored_span_mask`); other keyword arguments go to the base model."""
         outputs = getattr(self, self.base_model_prefix)(
@@ -80,15 +68,8 @@ class RewardHeadMixin:
         loss = None
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, pooled_logits=logits, config=self.config)
-        return RewardHeadOutput(
-            loss=loss,
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-            view_scores=head_output.view_scores,
-            router_probs=head_output.router_probs,
-            router_entropy=head_output.router_entropy,
-            representation=head_output.representation,
+        return AdaJudgeRewardOutput.from_head(
+            head_output, loss=loss, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
 
 
@@ -118,7 +99,7 @@ def replace_reward_head(model: PreTrainedModel, head: str = "last", **head_optio
         **head_options: the head's constructor options, e.g. `num_blocks=2`, `backend="torch"`.
 
     Returns:
-        `model`, now returning `RewardHeadOutput` (`logits [B, 1]` plus the head's router fields).
+        `model`, now returning `AdaJudgeRewardOutput` (`logits [B, 1]` plus the head's router fields).
 
     Example:
         >>> model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)  # doctest: +SKIP
