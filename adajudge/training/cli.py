@@ -107,6 +107,20 @@ def cached_features(model, collator, pairs, folder, *, name: str, settings: dict
     return dataset
 
 
+def training_summary(settings: dict, history: dict, train_pairs: int, heldout_pairs: int) -> dict:
+    """What the model card records of a finished run (`AdaJudgeConfig.training_summary`)."""
+    last = history["epochs"][-1] if history["epochs"] else {}
+    return {
+        "loss": settings["loss"],
+        "loss_options": settings["loss_options"],
+        "data": [Path(path).name for path in settings["data"]],
+        "train_pairs": train_pairs,
+        "epochs": settings["epochs"],
+        "heldout_pairs": heldout_pairs,
+        "heldout_accuracy": last.get("accuracy"),
+    }
+
+
 def run(args) -> int:
     """Run `adajudge train`; returns the exit status (0)."""
     import torch
@@ -195,6 +209,7 @@ def run(args) -> int:
     if is_main:
         write_log(history)
         if history["finished"]:
+            model.config.training_summary = training_summary(settings, history, len(train_set), len(eval_set))
             model.save_pretrained(output_dir / "model")
             tokenizer.save_pretrained(output_dir / "model")
         last = history["epochs"][-1] if history["epochs"] else None
