@@ -5,6 +5,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipe
 
 from adajudge.eval import reward_fn_from_model
 from adajudge.modeling import AdaJudgeForRewardModeling, replace_reward_head
+from adajudge.modeling.spans import chat_response_header
 
 PAIRS = [
     ([{"role": "user", "content": "What is 2 + 2?"}], "4", "5"),
@@ -36,6 +37,7 @@ def randomized_head(model, seed=0):
 def test_pipeline_scores_chat_formatted_pairs_from_a_saved_folder(tiny_backbone_path, tmp_path, kind, options):
     tokenizer = AutoTokenizer.from_pretrained(tiny_backbone_path)
     model = randomized_head(AdaJudgeForRewardModeling.from_backbone(tiny_backbone_path, head=kind, **options))
+    model.config.response_header_ids = chat_response_header(tokenizer)  # as `adajudge train` saves it
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)  # the pipeline loads the folder's tokenizer and chat template
 
@@ -44,11 +46,11 @@ def test_pipeline_scores_chat_formatted_pairs_from_a_saved_folder(tiny_backbone_
     scores = [result["score"] for result in scorer(texts)]
     assert scores == model_rewards(model, tokenizer, texts)
     assert len(set(scores)) == len(scores)  # a random head tells every text apart
-    if kind == "last":  # the last token is the response's last token: the same reward as with response masks
-        reward_fn = reward_fn_from_model(model, tokenizer, progress=False)
-        prompts = [prompt for prompt, *answers in PAIRS for _ in answers]
-        responses = [answer for _, *answers in PAIRS for answer in answers]
-        torch.testing.assert_close(scores, reward_fn(prompts, responses), rtol=1e-6, atol=1e-6)
+    # the same rewards as the training layout (prompt and response masks), which reward_fn_from_model passes
+    reward_fn = reward_fn_from_model(model, tokenizer, progress=False)
+    prompts = [prompt for prompt, *answers in PAIRS for _ in answers]
+    responses = [answer for _, *answers in PAIRS for answer in answers]
+    torch.testing.assert_close(scores, reward_fn(prompts, responses), rtol=1e-5, atol=1e-6)
 
 
 def test_pipeline_takes_model_objects_and_replaced_heads(tiny_backbone_path, tmp_path):

@@ -103,5 +103,8 @@ def test_trained_folder_loads_with_the_auto_classes_and_has_a_model_card(pairs_f
     assert f"| data | `{pairs_file.name}`; 32 training pairs, 2 epochs |" in card
     assert f"| held-out accuracy | {accuracy:.3f} on 8 held-out pairs |" in card
     assert '| head | `attn` (bias=false)' in card and "| adapters | none; backbone frozen |" in card
-    assert type(AutoModelForSequenceClassification.from_pretrained(folder)) is AdaJudgeForRewardModeling
-    assert AutoTokenizer.from_pretrained(folder).chat_template  # what RLHF trainers render conversations with
+    loaded = AutoModelForSequenceClassification.from_pretrained(folder)
+    assert type(loaded) is AdaJudgeForRewardModeling
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert tokenizer.chat_template  # what RLHF trainers render conversations with
+    assert tokenizer.decode(loaded.config.response_header_ids) == "<|im_start|>assistant\n"

@@ -9,6 +9,7 @@ from trl.data_utils import apply_chat_template
 
 from adajudge.eval import reward_fn_from_model
 from adajudge.modeling import AdaJudgeForRewardModeling
+from adajudge.modeling.spans import chat_response_header
 
 STEPS, COMPLETIONS_PER_STEP = 2, 4
 
@@ -58,8 +59,9 @@ def model_rewards(model, tokenizer, prompts, completions):
 
 
 @pytest.fixture()
-def reward_model(tiny_backbone_path):
+def reward_model(tiny_backbone_path, tiny_llama_tokenizer):
     model = AdaJudgeForRewardModeling.from_backbone(tiny_backbone_path, head="adajudge", num_blocks=1)
+    model.config.response_header_ids = chat_response_header(tiny_llama_tokenizer)  # as `adajudge train` saves it
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for parameter in model.head.parameters():
@@ -76,11 +78,14 @@ def test_grpo_with_an_adajudge_reward_model(tiny_backbone_path, tmp_path, reward
         tokenizer.save_pretrained(tmp_path / "rm")
         reward = str(tmp_path / "rm")
     calls, logged = grpo(tiny_backbone_path, tmp_path, reward)
+    reward_fn = reward_fn_from_model(reward_model, tokenizer, progress=False)
     for (prompts, completions), mean in zip(calls, logged):
         assert len(prompts) == COMPLETIONS_PER_STEP
         expected = model_rewards(reward_model, tokenizer, prompts, completions)
         assert len(set(expected)) > 1
         torch.testing.assert_close(mean, sum(expected) / len(expected), rtol=1e-5, atol=1e-6)
+        # the model found the response itself: the rewards of the training layout (prompt and response masks)
+        torch.testing.assert_close(expected, reward_fn(prompts, completions), rtol=1e-5, atol=1e-6)
 
 
 def test_grpo_with_a_reward_function_from_the_model(tiny_backbone_path, tmp_path, reward_model):
@@ -92,6 +97,6 @@ def test_grpo_with_a_reward_function_from_the_model(tiny_backbone_path, tmp_path
 
     calls, logged = grpo(tiny_backbone_path, tmp_path, adajudge_reward)
     for (prompts, completions), mean in zip(calls, logged):
-        expected = reward_fn(prompts, completions)  # scored with response masks, unlike `model_rewards`
-        assert expected != model_rewards(reward_model, tokenizer, prompts, completions)
+        expected = reward_fn(prompts, completions)
+        assert len(set(expected)) > 1
         torch.testing.assert_close(mean, sum(expected) / len(expected), rtol=1e-5, atol=1e-6)

@@ -75,6 +75,9 @@ def model_card(model) -> str:
         "adajudge": "every real token is response; positions count real tokens (either padding side)",
         "sequence_classification": "as the transformers sequence classifier it came from (`replace_reward_head`)",
     }[config.input_convention]
+    if config.input_convention == "adajudge" and config.response_header_ids:
+        convention = (f"the response is what follows the last chat generation prompt (ids "
+                      f"{config.response_header_ids}), as in training; positions count real tokens")
     rows = [
         ("backbone", f"`{text.model_type}` from `{source}`: {backbone_parameters:,} parameters, "
                      f"D = {config.hidden_size}, {getattr(text, 'num_hidden_layers', '?')} layers"),

@@ -31,9 +31,14 @@ class AdaJudgeConfig(PretrainedConfig):
         pad_token_id: the tokenizer's pad id (masks, not ids, mark padding; kept for tools that read it).
         input_convention: how `forward` reads inputs given without a `response_mask`. "adajudge": position
             ids count real tokens (either padding side gives the same positions) and every real token is
-            response. "sequence_classification": as the transformers `*ForSequenceClassification` the
+            response, or, with `response_header_ids`, the tokens after them. "sequence_classification": as the transformers `*ForSequenceClassification` the
             model came from (`replace_reward_head`): the backbone's own position ids, and the response is
             the real tokens up to the one transformers scores (the last non-pad token).
+        response_header_ids: token ids that open the response in a chat-rendered sequence, the chat
+            template's generation prompt (`adajudge.modeling.spans.chat_response_header(tokenizer)`), or None.
+            When set, a call without `response_mask` (a `pipeline`, TRL's RLHF trainers) takes as response
+            the real tokens after their last occurrence, the layout `adajudge.data` trains on; a row without
+            them is all response. `adajudge train` sets it from the tokenizer.
         training_summary: what the model was trained on, for its model card (`adajudge.modeling.card`), or
             None: a JSON-able dict with any of `loss` (str), `loss_options` (dict), `data` (list of str),
             `train_pairs`, `heldout_pairs` (int), `heldout_accuracy` (float), `epochs` (int).
@@ -52,6 +57,7 @@ class AdaJudgeConfig(PretrainedConfig):
     lora: dict | None = None
     pad_token_id: int | None = None
     input_convention: str = "adajudge"
+    response_header_ids: list | None = None
     training_summary: dict | None = None
 
     def __post_init__(self, **kwargs):
@@ -67,6 +73,11 @@ class AdaJudgeConfig(PretrainedConfig):
             raise TypeError(
                 f"head_options: expected a dict of head constructor options, got {type(self.head_options).__name__}"
             )
+        header = self.response_header_ids
+        if header is not None and (
+            not isinstance(header, list) or not header or not all(isinstance(i, int) and not isinstance(i, bool) for i in header)
+        ):
+            raise TypeError(f"response_header_ids: expected None or a non-empty list of token ids, got {header!r}")
         if self.training_summary is not None and not isinstance(self.training_summary, dict):
             raise TypeError(
                 f"training_summary: expected None or a dict, got {type(self.training_summary).__name__}"

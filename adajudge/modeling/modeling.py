@@ -21,7 +21,7 @@ from transformers import AutoModel, PreTrainedModel
 from adajudge.modeling.card import model_card
 from adajudge.modeling.configuration import HEAD_KINDS, AdaJudgeConfig
 from adajudge.modeling.output import AdaJudgeRewardOutput
-from adajudge.modeling.spans import scored_span_mask
+from adajudge.modeling.spans import chat_response_mask, scored_span_mask
 from adajudge.nn import build_head
 
 # LoraConfig fields that describe where a config came from, not the adapter itself.
@@ -304,9 +304,10 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
             input_ids: `[B, T]` token ids (or `inputs_embeds [B, T, D]`).
             attention_mask: `[B, T]` 0/1, 1 on real tokens, either padding side; None means all real.
             response_mask: `[B, T]` 0/1 marking the response being judged (a subset of `attention_mask`);
-                None means every real token is response (no prompt view); with
-                `config.input_convention == "sequence_classification"`, the real tokens up to the one a
-                transformers sequence classifier scores (`adajudge.modeling.spans.scored_span_mask`).
+                None means every real token is response (no prompt view), or, when
+                `config.response_header_ids` is set, the real tokens after its last occurrence (the chat
+                response); with `config.input_convention == "sequence_classification"`, the real tokens up
+                to the one a transformers sequence classifier scores (`adajudge.modeling.spans`).
             position_ids: default: the count of real tokens before each position (padding-side invariant).
             output_hidden_states: also return the backbone's per-layer hidden states.
             return_dict: False returns `output.to_tuple()`.
@@ -332,6 +333,8 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
             attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
         if response_mask is None and self.config.input_convention == "sequence_classification":
             response_mask = scored_span_mask(input_ids, attention_mask, self.config.get_text_config().pad_token_id)
+        elif response_mask is None and self.config.response_header_ids and input_ids is not None:
+            response_mask = chat_response_mask(input_ids, attention_mask, self.config.response_header_ids)
         output = AdaJudgeRewardOutput.from_head(
             self.head(hidden, attention_mask, response_mask), hidden_states=outputs.hidden_states
         )
