@@ -96,6 +96,9 @@ def test_replaced_head_as_reward_model_shares_the_modules(tiny_backbone_path):
     model.reward_head_options = {"backend": object()}
     with pytest.raises(TypeError, match="head_options: expected JSON-able values"):
         model.as_reward_model()
+    model.model = torch.nn.Identity()  # a base model AutoModel would not rebuild from the config
+    with pytest.raises(ValueError, match="model: its base model is a Identity, but AutoModel builds LlamaModel"):
+        model.as_reward_model()
 
 
 def test_model_card_says_what_the_model_is_and_how_to_load_it(tiny_backbone_path, tmp_path):

@@ -27,7 +27,7 @@ import json
 
 import torch
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import MODEL_MAPPING, PreTrainedModel
 
 from adajudge.modeling.configuration import HEAD_KINDS, AdaJudgeConfig
 from adajudge.modeling.modeling import AdaJudgeForRewardModeling
@@ -68,7 +68,6 @@ class RewardHeadMixin:
             head_output, loss=loss, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
 
-
     def as_reward_model(self) -> AdaJudgeForRewardModeling:
         """This model as an `AdaJudgeForRewardModeling` sharing its modules (the base model as `backbone`,
         the adajudge head as `head`; nothing is copied), with `input_convention="sequence_classification"`,
@@ -79,7 +78,7 @@ class RewardHeadMixin:
             ValueError: `AutoModel` builds another class than this model's base model from its config.
         """
         backbone = getattr(self, self.base_model_prefix)
-        rebuilt = AutoModel._model_mapping[type(self.config)] if type(self.config) in AutoModel._model_mapping else None
+        rebuilt = MODEL_MAPPING[type(self.config)] if type(self.config) in MODEL_MAPPING else None
         if rebuilt is not type(backbone):
             raise ValueError(
                 f"model: its base model is a {type(backbone).__name__}, but AutoModel builds "
