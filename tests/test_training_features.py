@@ -98,3 +98,117 @@ def test_truncation_drops_are_counted_and_bad_input_rejected(tiny, tmp_path):
         FeatureDataset(tmp_path / "missing")
     with pytest.raises(ValueError, match="items"):
         collate_features([])
+
+
+def _files(folder):
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if not path.name.startswith(".")}
+
+
+def test_an_interrupted_extraction_resumes_from_its_shards_with_the_same_bytes(tiny, tmp_path, monkeypatch):
+    from adajudge.training import features
+
+    path, model, tokenizer = tiny
+    pairs = _pairs(9)
+    collator = PreferenceCollator(tokenizer, max_length=96)
+    fingerprint = features_fingerprint(str(path), pairs, 96)
+    options = dict(batch_size=2, shard_pairs=2, fingerprint=fingerprint, progress=False)
+    cache_features(model, collator, pairs, tmp_path / "whole", **options)
+
+    real_save, real_shard = features.save_file, features._shard_tensors
+    written = []
+
+    def killed_while_writing_the_third_shard(tensors, filename, metadata=None):
+        if len(written) == 2:
+            with open(filename, "wb") as handle:  # half a file, then the process dies
+                handle.write(b"\0" * 100)
+            raise KeyboardInterrupt
+        real_save(tensors, filename, metadata=metadata)
+        written.append(filename)
+
+    monkeypatch.setattr(features, "save_file", killed_while_writing_the_third_shard)
+    with pytest.raises(KeyboardInterrupt):
+        cache_features(model, collator, pairs, tmp_path / "cut", **options)
+    assert load_or_none(tmp_path / "cut", fingerprint) is None  # no meta.json: not reusable as a whole
+    assert sorted(_files(tmp_path / "cut")) == ["shard-00000.safetensors", "shard-00001.safetensors"]
+
+    computed = []
+    monkeypatch.setattr(features, "save_file", real_save)
+    monkeypatch.setattr(features, "_shard_tensors", lambda *args, **kw: computed.append(1) or real_shard(*args, **kw))
+    cache_features(model, collator, pairs, tmp_path / "cut", **options)
+    assert len(computed) == 3  # 5 shards, the 2 written before the interruption kept
+    whole = _files(tmp_path / "whole")
+    assert sorted(whole) == ["meta.json", *(f"shard-{i:05d}.safetensors" for i in range(5))]
+    assert _files(tmp_path / "cut") == whole  # byte for byte
+    assert len(load_or_none(tmp_path / "cut", fingerprint)) == 9
+
+    computed.clear()  # a setting that changes the bytes (the batching) makes every stored shard stale
+    cache_features(model, collator, pairs, tmp_path / "cut", **{**options, "batch_size": 3})
+    assert len(computed) == 5
+
+
+def test_the_dataset_reads_items_from_the_shard_files(tiny, tmp_path):
+    import pickle
+
+    path, model, tokenizer = tiny
+    pairs = _pairs(5)
+    cache_features(model, PreferenceCollator(tokenizer, max_length=96), pairs, tmp_path, shard_pairs=2, progress=False)
+    dataset = FeatureDataset(tmp_path)
+    copy = pickle.loads(pickle.dumps(dataset))  # worker processes get a copy without the open file
+    for i in (4, 0, 3):
+        item, again = dataset[i], copy[i]
+        assert item.keys() == again.keys() and all(torch.equal(item[key], again[key]) for key in item)
+        assert item["chosen_hidden"].shape[-1] == 64 and item["weight"].item() == pytest.approx(1.0 + i)
+
+
+def _extraction_worker(rank, world, port, backbone, out):
+    from accelerate import PartialState
+
+    from spawned import join_group_env, leave
+
+    join_group_env(rank, world, port)
+
+    PartialState()  # joins the process group (gloo on CPU)
+    model = AdaJudgeForRewardModeling.from_backbone(backbone, head="last", freeze_backbone=True).eval()
+    collator = PreferenceCollator(AutoTokenizer.from_pretrained(backbone), max_length=96)
+    pairs = _pairs(11)
+    cache_features(model, collator, pairs, out, batch_size=2, shard_pairs=2,
+                   fingerprint=features_fingerprint(backbone, pairs, 96), progress=False)
+    leave()
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_write_the_same_features_as_one(tiny, tmp_path):
+    import torch.multiprocessing as mp
+
+    from spawned import free_port
+
+    path = str(tiny[0])
+    mp.spawn(_extraction_worker, args=(2, free_port(), path, str(tmp_path / "two")), nprocs=2, join=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the workers: the float sums then run in the same order
+    try:
+        model = AdaJudgeForRewardModeling.from_backbone(path, head="last", freeze_backbone=True).eval()
+        pairs = _pairs(11)
+        cache_features(model, PreferenceCollator(tiny[2], max_length=96), pairs, tmp_path / "one", batch_size=2,
+                       shard_pairs=2, fingerprint=features_fingerprint(path, pairs, 96), progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    one = _files(tmp_path / "one")
+    assert len(one) == 7 and json.loads(one["meta.json"])["num_pairs"] == 11  # 6 shards and meta.json
+    assert _files(tmp_path / "two") == one  # byte for byte, one meta.json
+
+
+@pytest.mark.slow
+def test_extraction_memory_stays_flat_as_the_pairs_grow():
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "examples" / "feature_cache_memory.py"
+    spec = importlib.util.spec_from_file_location("feature_cache_memory", script)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    small, large = example.measure(64), example.measure(512)
+    extra_features = large["features_bytes"] - small["features_bytes"]
+    assert extra_features > 150 * 2**20  # 448 more pairs: ~190 MiB more states on disk
+    # holding every pair's states until the end grew memory by at least the extra bytes; streaming stays flat
+    assert large["growth"] - small["growth"] < 0.25 * extra_features, (small, large)

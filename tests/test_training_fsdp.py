@@ -16,7 +16,6 @@ amplifies anything.
 """
 import json
 import os
-import socket
 
 import pytest
 import torch
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from adajudge.cli import main
 from adajudge.modeling import AdaJudgeForRewardModeling
 from adajudge.training.demo_data import make_demo_pairs
+from spawned import free_port, join_group_env, leave
 
 WORLD = 2
 TRAIN = ["--head", "adajudge", "--head-options", '{"num_blocks": 1}', "--loss", "bt", "--lr", "1e-3",
@@ -37,22 +37,10 @@ def _rows(count=36):
     return [{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in make_demo_pairs(seed=4)[:count]]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _distributed_env(rank: int, world: int, port: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world), OMP_NUM_THREADS="1")
-    torch.set_num_threads(1)
-
-
 def _train_worker(rank, world, port, argv):
-    _distributed_env(rank, world, port)
+    join_group_env(rank, world, port)
     assert main(argv) == 0
-    torch.distributed.destroy_process_group()
+    leave()
 
 
 def _global_batch_loss(model, tokenizer, rows, rank, world):
@@ -70,7 +58,7 @@ def _global_batch_loss(model, tokenizer, rows, rank, world):
 
 def _sharding_worker(rank, world, port, backbone, out):
     """Prepare the model under FSDP, record how it is sharded, and the gradient of one global batch."""
-    _distributed_env(rank, world, port)
+    join_group_env(rank, world, port)
     from torch.distributed.fsdp import FSDPModule
     from torch.distributed.tensor import DTensor
     from transformers import AutoTokenizer
@@ -99,7 +87,7 @@ def _sharding_worker(rank, world, port, backbone, out):
         torch.save(gradients, os.path.join(out, "fsdp-gradients.pt"))
     with open(os.path.join(out, f"sharding-rank{rank}.json"), "w") as handle:
         json.dump(record, handle)
-    torch.distributed.destroy_process_group()
+    leave()
 
 
 @pytest.fixture()
@@ -113,7 +101,7 @@ def pairs_file(tmp_path):
 def test_fsdp_shards_backbone_and_head_and_reduces_the_global_batch_gradient(tiny_backbone_path, tmp_path):
     from transformers import AutoTokenizer
 
-    mp.spawn(_sharding_worker, args=(WORLD, _free_port(), str(tiny_backbone_path), str(tmp_path)), nprocs=WORLD,
+    mp.spawn(_sharding_worker, args=(WORLD, free_port(), str(tiny_backbone_path), str(tmp_path)), nprocs=WORLD,
              join=True)
     records = [json.loads((tmp_path / f"sharding-rank{r}.json").read_text()) for r in range(WORLD)]
     for record in records:
@@ -148,7 +136,7 @@ def test_fsdp_training_equals_ddp_and_one_process_and_saves_a_loadable_model(pai
     runs = [("ddp", []), ("fsdp", ["--fsdp"]), ("cut", ["--fsdp", "--stop-after", "2"]), ("cut", ["--fsdp", "--resume"])]
     for name, extra in runs:
         run = [*argv, "--output-dir", str(tmp_path / name), *extra]
-        mp.spawn(_train_worker, args=(WORLD, _free_port(), run), nprocs=WORLD, join=True)
+        mp.spawn(_train_worker, args=(WORLD, free_port(), run), nprocs=WORLD, join=True)
     logs = {name: json.loads((tmp_path / name / "log.json").read_text()) for name in ("single", "ddp", "fsdp", "cut")}
     losses = {name: [step["loss"] for step in log["history"]["steps"]] for name, log in logs.items()}
     assert len(losses["single"]) == 4  # 27 training pairs, 8 per step (the last 3 form a batch), 1 epoch
@@ -187,7 +175,7 @@ def test_fsdp_training_equals_ddp_and_one_process_and_saves_a_loadable_model(pai
 
 def _trl_worker(rank, world, port, backbone, out, fsdp):
     """`AdaJudgeRewardTrainer` for a few steps in one of `world` processes, under FSDP or DDP."""
-    _distributed_env(rank, world, port)
+    join_group_env(rank, world, port)
     from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import RewardConfig
@@ -211,13 +199,13 @@ def _trl_worker(rank, world, port, backbone, out, fsdp):
         record = {"fsdp": trainer.is_fsdp_enabled, "losses": losses}
         with open(os.path.join(out, "trl.json"), "w") as handle:
             json.dump(record, handle)
-    torch.distributed.destroy_process_group()
+    leave()
 
 
 @pytest.mark.slow
 def test_the_trl_trainer_trains_under_the_same_fsdp_configuration(tiny_backbone_path, tmp_path):
     for name, fsdp in (("ddp", False), ("fsdp", True)):
-        args = (WORLD, _free_port(), str(tiny_backbone_path), str(tmp_path / name), fsdp)
+        args = (WORLD, free_port(), str(tiny_backbone_path), str(tmp_path / name), fsdp)
         mp.spawn(_trl_worker, args=args, nprocs=WORLD, join=True)
     ddp, fsdp = (json.loads((tmp_path / name / "trl.json").read_text()) for name in ("ddp", "fsdp"))
     assert fsdp["fsdp"] and not ddp["fsdp"] and len(fsdp["losses"]) == 3

@@ -89,25 +89,23 @@ def split_indices(num: int, heldout: float, seed: int) -> tuple[list[int], list[
 
 
 def cached_features(model, collator, pairs, folder, *, name: str, settings: dict):
-    """Features of `pairs` in `folder`: reused when computed from the same inputs, else computed (main process
-    first, the others then load them)."""
+    """Features of `pairs` in `folder`: reused when complete and computed from the same inputs, else computed by
+    all processes together (each its share of the shards; an interrupted run keeps the shards it wrote)."""
     from adajudge.training.features import cache_features, features_fingerprint, load_or_none
-    from adajudge.training.loop import make_accelerator
 
     fingerprint = features_fingerprint(name, pairs, settings["max_length"])
-    with make_accelerator().main_process_first():
+    dataset = load_or_none(folder, fingerprint)
+    if dataset is None:
+        cache_features(
+            model,
+            collator,
+            pairs,
+            folder,
+            batch_size=settings["feature_batch_size"],
+            fingerprint=fingerprint,
+            progress=settings["progress"],
+        )
         dataset = load_or_none(folder, fingerprint)
-        if dataset is None:
-            cache_features(
-                model,
-                collator,
-                pairs,
-                folder,
-                batch_size=settings["feature_batch_size"],
-                fingerprint=fingerprint,
-                progress=settings["progress"],
-            )
-            dataset = load_or_none(folder, fingerprint)
     return dataset
 
 

@@ -7,25 +7,38 @@ On-disk layout (a folder):
 
 - `meta.json`: format version, `num_pairs`, `hidden_size`, `dtype`, shard file names, `fingerprint` (what the
   features were computed from: backbone, pairs, max_length), `has_margin`, `has_weight`, and the pairs
-  `dropped` / `truncated` by the truncation policy.
-- `shard-00000.safetensors`, ...: packed sequences, no padding stored. Sequences run chosen_0, rejected_0,
-  chosen_1, rejected_1, ...; tensors `hidden [S, D]`, `response_mask [S]` (uint8), `cu_seqlens [2n+1]`
-  (int64 offsets into `S`), and `margin [n]` / `weight [n]` (fp32) when the pairs carry them.
+  `dropped` / `truncated` by the truncation policy. Written last: a folder without it is unfinished.
+- `shard-00000.safetensors`, ...: shard `s` holds the pairs kept among `pairs[s * shard_pairs : (s + 1) *
+  shard_pairs]`, packed, no padding stored. Sequences run chosen_0, rejected_0, chosen_1, rejected_1, ...;
+  tensors `hidden [S, D]`, `response_mask [S]` (uint8), `cu_seqlens [2n+1]` (int64 offsets into `S`), and
+  `margin [n]` / `weight [n]` (fp32) when the pairs carry them. The safetensors metadata entry `adajudge`
+  (one JSON string, so that the header's bytes do not depend on a map's order) holds the shard's `key` (the
+  fingerprint and every setting that shapes the shard's bytes) and its truncation counts.
 
 Only real tokens are stored (the rows of the attention mask), so the padding side used while computing
 them does not matter.
+
+Scaling *(ours)*: each shard is computed and written (to a temporary name, then renamed) before the next
+starts, so extraction holds one shard's states in memory whatever the number of pairs; a run started again
+keeps every shard whose key matches and computes the rest, giving the same bytes as an uninterrupted run;
+under several processes (torchrun, `accelerate launch`) process `r` of `W` computes shards `r, r + W, ...`
+and the main process writes `meta.json` once all are done. `FeatureDataset` reads items from the shard
+files on demand, so training on the features does not load them all either.
 """
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from accelerate import PartialState
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
 from adajudge.data.encoding import encode_pairs
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def features_fingerprint(backbone_name: str, pairs: list[dict], max_length: int) -> str:
@@ -37,11 +50,77 @@ def features_fingerprint(backbone_name: str, pairs: list[dict], max_length: int)
     return digest.hexdigest()
 
 
+def shard_key(fingerprint: str, *, shard_pairs: int, batch_size: int, dtype: torch.dtype, collator) -> str:
+    """What a shard's bytes depend on beyond the fingerprint: its size, the batching (padding changes the float
+    sums), the stored dtype, the collator's padding side; the format version. A shard is reused only when its
+    stored key equals this one."""
+    settings = [fingerprint, FORMAT_VERSION, shard_pairs, batch_size, str(dtype), collator.padding_side]
+    return hashlib.sha256(json.dumps(settings).encode()).hexdigest()
+
+
 def _optional_column(pairs: list[dict], key: str) -> bool:
     present = [key in pair and pair[key] is not None for pair in pairs]
     if any(present) and not all(present):
         raise ValueError(f"pairs: `{key}` must be given for every pair or for none, got it on {sum(present)} of {len(pairs)}")
     return bool(pairs) and all(present)
+
+
+def _shard_name(index: int) -> str:
+    return f"shard-{index:05d}.safetensors"
+
+
+def _shard_info(shard) -> dict:
+    """`{"key", "dropped", "truncated"}` of an open shard file."""
+    return json.loads((shard.metadata() or {}).get("adajudge", "{}"))
+
+
+def _stored_key(path: Path) -> str | None:
+    """The `key` in a shard file's metadata, None when the file is absent or unreadable."""
+    try:
+        with safe_open(str(path), framework="pt") as shard:
+            return _shard_info(shard).get("key")
+    except (OSError, ValueError, RuntimeError):
+        return None
+
+
+def _shard_tensors(model, collator, pairs, *, batch_size, dtype, device, has_margin, has_weight):
+    """`(tensors, stats)` of one shard: the backbone states of the kept pairs (longest first in batches of
+    `batch_size`, stored in pair order) and the truncation counts."""
+    encoded, stats = encode_pairs(collator.tokenizer, pairs, max_length=collator.max_length)
+    hidden_size = model.config.hidden_size
+    per_pair = [None] * len(encoded)
+
+    def size(i):
+        return max(len(encoded[i]["chosen_input_ids"]), len(encoded[i]["rejected_input_ids"]))
+
+    order = sorted(range(len(encoded)), key=size, reverse=True)
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        batch = collator([encoded[i] for i in index])
+        hidden = model.backbone_hidden_states(
+            batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        ).last_hidden_state.to(dtype).cpu()
+        real = batch["attention_mask"].bool()
+        for row, i in enumerate(index):
+            chosen, rejected = row, row + len(index)
+            per_pair[i] = (
+                hidden[chosen][real[chosen]],
+                batch["response_mask"][chosen][real[chosen]].to(torch.uint8),
+                hidden[rejected][real[rejected]],
+                batch["response_mask"][rejected][real[rejected]].to(torch.uint8),
+            )
+    sequences = [(h, m) for chosen_h, chosen_m, rejected_h, rejected_m in per_pair
+                 for h, m in ((chosen_h, chosen_m), (rejected_h, rejected_m))]
+    tensors = {
+        "hidden": torch.cat([h for h, _ in sequences]) if sequences else torch.empty(0, hidden_size, dtype=dtype),
+        "response_mask": torch.cat([m for _, m in sequences]) if sequences else torch.empty(0, dtype=torch.uint8),
+        "cu_seqlens": torch.tensor([0, *(h.shape[0] for h, _ in sequences)], dtype=torch.int64).cumsum(0),
+    }
+    if has_margin:
+        tensors["margin"] = torch.tensor([float(pair["margin"]) for pair in encoded], dtype=torch.float32)
+    if has_weight:
+        tensors["weight"] = torch.tensor([float(pair["weight"]) for pair in encoded], dtype=torch.float32)
+    return {name: tensor.contiguous() for name, tensor in tensors.items()}, stats
 
 
 @torch.no_grad()
@@ -57,7 +136,10 @@ def cache_features(
     fingerprint: str = "",
     progress: bool = True,
 ) -> Path:
-    """Compute `backbone` hidden states for every pair and write them to `out_dir`; returns `out_dir`.
+    """Compute `backbone` hidden states for every pair and write them to `out_dir`, shard by shard; returns `out_dir`.
+
+    Every process of a distributed run calls it with the same arguments (module docstring: each computes its
+    share of the shards, the main one writes `meta.json`); it returns when the folder is complete.
 
     Args:
         model: an `AdaJudgeForRewardModeling` whose backbone is frozen; its
@@ -67,11 +149,15 @@ def cache_features(
             policy are the ones live training uses, so cached and live inputs agree token for token).
         pairs: `{prompt, chosen, rejected[, margin, weight]}` dicts. Pairs whose response cannot fit in
             `collator.max_length` are dropped by `encode_pairs` (with a warning); `meta.json` counts them.
-        out_dir: folder to write (created; existing shards of the same names are replaced).
-        batch_size: pairs per backbone call. Pairs are processed longest first to limit padding.
-        shard_pairs: pairs per safetensors shard.
-        dtype: stored dtype (default: the backbone's output dtype).
-        fingerprint: stored in `meta.json`, compared by `load_or_none`.
+        out_dir: folder to write (created). Shards already there with this run's key are kept; others of
+            the same names are replaced.
+        batch_size: pairs per backbone call. Within a shard, pairs are processed longest first to limit padding.
+        shard_pairs: pairs per safetensors shard (before truncation drops); memory holds one shard's states.
+        dtype: stored dtype (default: the backbone's parameter dtype).
+        fingerprint: stored in `meta.json` and in each shard's key, compared by `load_or_none`.
+
+    Raises:
+        ValueError: no pairs, bad sizes, a margin/weight column on some pairs only, or every pair dropped.
     """
     from tqdm.auto import tqdm
 
@@ -81,81 +167,70 @@ def cache_features(
         raise ValueError(f"batch_size, shard_pairs: expected positive ints, got {batch_size}, {shard_pairs}")
     has_margin = _optional_column(pairs, "margin")
     has_weight = _optional_column(pairs, "weight")
+    processes = PartialState()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = next(model.parameters()).device
+    dtype = dtype or next(model.backbone.parameters()).dtype
+    key = shard_key(fingerprint, shard_pairs=shard_pairs, batch_size=batch_size, dtype=dtype, collator=collator)
+    num_shards = -(-len(pairs) // shard_pairs)
     was_training = model.training
     model.eval()
-
-    pairs, stats = encode_pairs(collator.tokenizer, pairs, max_length=collator.max_length)
-    if not pairs:
-        raise ValueError(f"pairs: every pair was dropped by truncation ({stats})")
-
-    def size(i):
-        return max(len(pairs[i]["chosen_input_ids"]), len(pairs[i]["rejected_input_ids"]))
-
-    order = sorted(range(len(pairs)), key=size, reverse=True)
-    per_pair: list[tuple[torch.Tensor, ...] | None] = [None] * len(pairs)
-    bar = tqdm(total=len(pairs), desc="caching backbone features", unit="pair", disable=not progress)
-    for start in range(0, len(order), batch_size):
-        index = order[start : start + batch_size]
-        batch = collator([pairs[i] for i in index])
-        attention_mask = batch["attention_mask"].to(device)
-        hidden = model.backbone_hidden_states(batch["input_ids"].to(device), attention_mask).last_hidden_state
-        hidden = hidden.to(dtype or hidden.dtype).cpu()
-        real = batch["attention_mask"].bool()
-        n = len(index)
-        for row, i in enumerate(index):
-            chosen, rejected = row, row + n
-            per_pair[i] = (
-                hidden[chosen][real[chosen]],
-                batch["response_mask"][chosen][real[chosen]].to(torch.uint8),
-                hidden[rejected][real[rejected]],
-                batch["response_mask"][rejected][real[rejected]].to(torch.uint8),
+    mine = range(processes.process_index, num_shards, processes.num_processes)
+    bar = tqdm(total=len(mine), desc="caching backbone features", unit="shard",
+               disable=not (progress and processes.is_main_process))
+    for index in mine:
+        path = out_dir / _shard_name(index)
+        if _stored_key(path) != key:
+            tensors, stats = _shard_tensors(
+                model, collator, pairs[index * shard_pairs : (index + 1) * shard_pairs], batch_size=batch_size,
+                dtype=dtype, device=device, has_margin=has_margin, has_weight=has_weight,
             )
-        bar.update(n)
+            info = {"key": key, "dropped": stats.dropped, "truncated": stats.truncated}
+            staging = path.with_name(f".{path.name}.partial-{processes.process_index}")
+            save_file(tensors, str(staging), metadata={"adajudge": json.dumps(info, sort_keys=True)})
+            os.replace(staging, path)
+            del tensors
+        bar.update(1)
     bar.close()
     model.train(was_training)
-
-    shards = []
-    for shard_start in range(0, len(pairs), shard_pairs):
-        stop = min(shard_start + shard_pairs, len(pairs))
-        hidden_parts, mask_parts, lengths = [], [], []
-        for i in range(shard_start, stop):
-            chosen_h, chosen_m, rejected_h, rejected_m = per_pair[i]
-            hidden_parts += [chosen_h, rejected_h]
-            mask_parts += [chosen_m, rejected_m]
-            lengths += [chosen_h.shape[0], rejected_h.shape[0]]
-        tensors = {
-            "hidden": torch.cat(hidden_parts).contiguous(),
-            "response_mask": torch.cat(mask_parts).contiguous(),
-            "cu_seqlens": torch.tensor([0, *lengths], dtype=torch.int64).cumsum(0),
-        }
-        if has_margin:
-            tensors["margin"] = torch.tensor([float(pairs[i]["margin"]) for i in range(shard_start, stop)])
-        if has_weight:
-            tensors["weight"] = torch.tensor([float(pairs[i]["weight"]) for i in range(shard_start, stop)])
-        name = f"shard-{len(shards):05d}.safetensors"
-        save_file(tensors, str(out_dir / name))
-        shards.append(name)
-    meta = {
-        "format": FORMAT_VERSION,
-        "num_pairs": len(pairs),
-        "hidden_size": int(per_pair[0][0].shape[-1]),
-        "dtype": str(per_pair[0][0].dtype).removeprefix("torch."),
-        "shards": shards,
-        "fingerprint": fingerprint,
-        "has_margin": has_margin,
-        "has_weight": has_weight,
-        "dropped": stats.dropped,
-        "truncated": stats.truncated,
-    }
-    (out_dir / "meta.json").write_text(json.dumps(meta, indent=2))
+    processes.wait_for_everyone()
+    meta = _meta(out_dir, num_shards, fingerprint=fingerprint, hidden_size=model.config.hidden_size, dtype=dtype,
+                 has_margin=has_margin, has_weight=has_weight)  # every process: all raise together if all dropped
+    if processes.is_main_process:
+        staging = out_dir / ".meta.json.partial"
+        staging.write_text(json.dumps(meta, indent=2))
+        os.replace(staging, out_dir / "meta.json")
+    processes.wait_for_everyone()
     return out_dir
 
 
+def _meta(out_dir: Path, num_shards: int, *, fingerprint, hidden_size, dtype, has_margin, has_weight) -> dict:
+    """The `meta.json` of a complete folder: the shards' pair and truncation counts summed."""
+    num_pairs = dropped = truncated = 0
+    for index in range(num_shards):
+        with safe_open(str(out_dir / _shard_name(index)), framework="pt") as shard:
+            counts = _shard_info(shard)
+            num_pairs += (shard.get_slice("cu_seqlens").get_shape()[0] - 1) // 2
+        dropped, truncated = dropped + counts["dropped"], truncated + counts["truncated"]
+    if num_pairs == 0:
+        raise ValueError(f"pairs: every pair was dropped by truncation ({dropped} dropped)")
+    return {
+        "format": FORMAT_VERSION,
+        "num_pairs": num_pairs,
+        "hidden_size": int(hidden_size),
+        "dtype": str(dtype).removeprefix("torch."),
+        "shards": [_shard_name(index) for index in range(num_shards)],
+        "fingerprint": fingerprint,
+        "has_margin": has_margin,
+        "has_weight": has_weight,
+        "dropped": dropped,
+        "truncated": truncated,
+    }
+
+
 def load_or_none(out_dir, fingerprint: str) -> "FeatureDataset | None":
-    """The cached features in `out_dir` when they exist and were computed from the same inputs, else None."""
+    """The cached features in `out_dir` when they are complete and were computed from the same inputs, else None."""
     meta_path = Path(out_dir) / "meta.json"
     if not meta_path.is_file():
         return None
@@ -166,7 +241,10 @@ def load_or_none(out_dir, fingerprint: str) -> "FeatureDataset | None":
 
 
 class FeatureDataset(Dataset):
-    """Pairs of cached hidden states, loaded from a folder written by `cache_features` (all shards in memory).
+    """Pairs of cached hidden states, read from a folder written by `cache_features`.
+
+    Only the shards' offsets (and margins / weights) are loaded; an item's states are read from its shard
+    file (memory-mapped by safetensors) when asked for.
 
     Item `i`: dict with `chosen_hidden [Tc, D]`, `chosen_response_mask [Tc]`, `rejected_hidden [Tr, D]`,
     `rejected_response_mask [Tr]` and, when stored, `margin` / `weight` (0-d fp32).
@@ -181,24 +259,38 @@ class FeatureDataset(Dataset):
         if self.meta.get("format") != FORMAT_VERSION:
             raise ValueError(f"path: features format {self.meta.get('format')!r}, expected {FORMAT_VERSION}")
         self.hidden_size = self.meta["hidden_size"]
-        self._shards = [load_file(str(self.path / name)) for name in self.meta["shards"]]
-        self._index = [(s, j) for s, shard in enumerate(self._shards) for j in range((shard["cu_seqlens"].numel() - 1) // 2)]
+        self._offsets, self._columns, self._index = [], [], []
+        for shard_id, name in enumerate(self.meta["shards"]):
+            with safe_open(str(self.path / name), framework="pt") as shard:
+                cu_seqlens = shard.get_tensor("cu_seqlens")
+                self._columns.append({key: shard.get_tensor(key) for key in ("margin", "weight") if key in shard.keys()})
+            self._offsets.append(cu_seqlens.tolist())
+            self._index += [(shard_id, j) for j in range((cu_seqlens.numel() - 1) // 2)]
+        self._open_id, self._open = None, None
 
     def __len__(self) -> int:
         return len(self._index)
 
+    def __getstate__(self) -> dict:  # picklable for worker processes: the open file is reopened there
+        return {**self.__dict__, "_open_id": None, "_open": None}
+
+    def _shard(self, shard_id: int):
+        """The open shard file `shard_id` (one kept open at a time; items come shard by shard in order)."""
+        if self._open_id != shard_id:
+            self._open = safe_open(str(self.path / self.meta["shards"][shard_id]), framework="pt")
+            self._open_id = shard_id
+        return self._open
+
     def __getitem__(self, i: int) -> dict:
         shard_id, j = self._index[i]
-        shard = self._shards[shard_id]
-        cu = shard["cu_seqlens"]
+        shard, cu = self._shard(shard_id), self._offsets[shard_id]
         item = {}
         for side, seq in (("chosen", 2 * j), ("rejected", 2 * j + 1)):
-            start, stop = int(cu[seq]), int(cu[seq + 1])
-            item[f"{side}_hidden"] = shard["hidden"][start:stop]
-            item[f"{side}_response_mask"] = shard["response_mask"][start:stop]
-        for key in ("margin", "weight"):
-            if key in shard:
-                item[key] = shard[key][j]
+            start, stop = cu[seq], cu[seq + 1]
+            item[f"{side}_hidden"] = shard.get_slice("hidden")[start:stop]
+            item[f"{side}_response_mask"] = shard.get_slice("response_mask")[start:stop]
+        for key, column in self._columns[shard_id].items():
+            item[key] = column[j]
         return item
 
 
