@@ -447,6 +447,6 @@ def test_adajudge_judge_end_to_end_with_smollm2(tmp_path):
     check_report(report, sizes, "knockout", 32)
     assert report["items"][0]["bracket"] == [] and report["items"][0]["winner"] == 0
     bracket = report["items"][1]["bracket"]
-    assert [round_["bye"] for round_ in bracket] == [2, None]
+    assert bracket[0]["bye"] in (0, 1, 2) and bracket[1]["bye"] is None
     votes = [vote for round_ in bracket for match in round_["matches"] for vote in match["votes"]]
     assert len(votes) == 2 and all(vote["text"].strip() for vote in votes)
