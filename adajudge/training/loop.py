@@ -208,6 +208,7 @@ def fit(
         started = time.perf_counter()
         batches = epoch_batches(len(train_set), config.batch_size, config.seed, epoch, world)
         model.train()
+        loss_fn.train()
         while step_in_epoch < len(batches):
             pairs = batches[step_in_epoch]
             local = pairs[rank::world]
@@ -233,6 +234,7 @@ def fit(
                 return history
             if config.save_every and global_step % config.save_every == 0:
                 checkpoint()
+        loss_fn.eval()  # evaluation must not move state the loss tracks (NormBT's running distance)
         if eval_set is not None and len(eval_set):
             metrics = evaluate(
                 accelerator.unwrap_model(model),

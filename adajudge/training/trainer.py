@@ -11,7 +11,9 @@ adds what the plain trainer cannot pass:
   (representation-normalised BT), "focal" or "bt" (see `adajudge.training.losses`), or any such module;
 - per-pair `margin` and `weight` columns.
 
-NormBT's running mean distance is saved with each checkpoint (`loss.safetensors`) and restored on resume.
+NormBT's running mean distance is saved with each checkpoint (`loss.safetensors`) and restored on resume;
+the loss follows the model's mode, so evaluation (eval mode) never moves it. Reward centering comes either
+from TRL (`args.center_rewards_coefficient`) or from the loss (`center_coef`), never both.
 """
 import os
 
@@ -26,6 +28,19 @@ from adajudge.training.losses import build_loss, head_output_from_model, pair_lo
 
 RAW_COLUMNS = ("prompt", "chosen", "rejected")
 LOSS_STATE = "loss.safetensors"
+
+
+def _check_single_centering(args, loss_fn: nn.Module) -> None:
+    """Raise when both TRL's `center_rewards_coefficient` and the loss's `center_coef` would add the
+    centering term `coef · mean((c + r)²)`: it would then be added twice."""
+    trl_coef = getattr(args, "center_rewards_coefficient", None)
+    loss_coef = max((getattr(module, "center_coef", 0.0) for module in loss_fn.modules()), default=0.0)
+    if trl_coef and loss_coef:
+        raise ValueError(
+            f"args.center_rewards_coefficient, center_coef: expected at most one reward-centering term, got "
+            f"center_rewards_coefficient={trl_coef} and the loss's center_coef={loss_coef} (the term would be "
+            "added twice); set one of them to 0 / None"
+        )
 
 
 class AdaJudgeRewardTrainer(RewardTrainer):
@@ -66,6 +81,7 @@ class AdaJudgeRewardTrainer(RewardTrainer):
             self.loss_fn = loss
         else:
             raise TypeError(f"loss: expected a loss name or an nn.Module, got {type(loss).__name__}")
+        _check_single_centering(args, self.loss_fn)
         if data_collator is None:
             if processing_class is None:
                 raise ValueError("processing_class: expected the tokenizer (PreferenceCollator needs it), got None")
@@ -96,6 +112,7 @@ class AdaJudgeRewardTrainer(RewardTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if self.model.training else "eval"
+        self.loss_fn.train(self.model.training)  # evaluation must not move NormBT's running distance
         outputs = model(
             input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], response_mask=inputs["response_mask"]
         )
