@@ -397,10 +397,10 @@ def test_cli_writes_json_to_stdout_and_texts_on_request(tiny_llama, tmp_path, ca
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("not json", "line 1: not JSON"),
+        ("not json", "line 1: expected a JSON object, got text that is not JSON"),
         ('{"candidates": ["a"]}', 'line 1: expected an object with a "question" string'),
-        ('{"question": "q", "candidates": []}', 'line 1: "candidates" must be a non-empty list of strings'),
-        ('{"question": "q", "candidates": ["a", 2]}', 'line 1: "candidates" must be a non-empty list of strings'),
+        ('{"question": "q", "candidates": []}', 'line 1: expected "candidates", a non-empty list of strings, got []'),
+        ('{"question": "q", "candidates": ["a", 2]}', 'line 1: expected "candidates", a non-empty list of strings'),
     ],
 )
 def test_cli_reports_bad_input(tmp_path, capsys, line, message):

@@ -69,15 +69,15 @@ def read_items(path: Path) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
-                raise ValueError(f"{where}: not JSON ({error})") from None
+                raise ValueError(f"{where}: expected a JSON object, got text that is not JSON ({error})") from None
             if not isinstance(row, dict) or not isinstance(row.get("question"), str):
                 raise ValueError(f'{where}: expected an object with a "question" string, got {line.strip()[:80]!r}')
             candidates = row.get("candidates")
             if not isinstance(candidates, list) or not candidates or not all(isinstance(c, str) for c in candidates):
-                raise ValueError(f'{where}: "candidates" must be a non-empty list of strings, got {candidates!r:.80}')
+                raise ValueError(f'{where}: expected "candidates", a non-empty list of strings, got {candidates!r:.80}')
             items.append(row)
     if not items:
-        raise ValueError(f"{path}: no rows")
+        raise ValueError(f"{path}: expected at least one row, got none")
     return items
 
 
@@ -100,7 +100,7 @@ def load_judge_model(model_dir: Path | None, *, device: str | None, dtype: str):
 
         model_dir = smollm2_dir()
     if not (Path(model_dir) / "config.json").is_file():
-        raise FileNotFoundError(f"--model {model_dir}: no config.json there (expected a save_pretrained folder)")
+        raise FileNotFoundError(f"--model: expected a save_pretrained folder with a config.json, got {model_dir} (no config.json there)")
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
