@@ -1,4 +1,4 @@
-"""What the numbers were measured with: versions, commit, machine, load."""
+"""What the numbers were measured with: versions, commit, machine, load, and the pooling forward's variant."""
 from __future__ import annotations
 
 import os
@@ -9,6 +9,11 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+# The Triton pooling forward reads this private variable at every launch: "fused" (the default: one pass,
+# fp32 accumulators in a global partial buffer re-read per token block) or "two_phase" (scores first, then
+# D tiled across programs with the accumulators in registers). The fused PyTorch path ignores it.
+POOL_FORWARD_ENV = "ADAJUDGE_POOL_FORWARD"
+POOL_FORWARD_VARIANTS = ("fused", "two_phase")
 
 
 def _git(*args: str) -> str | None:
@@ -42,6 +47,11 @@ def versions() -> dict:
         "cuda": torch.version.cuda,
         "adajudge": adajudge.__version__,
     }
+
+
+def pool_forward() -> str:
+    """The pooling forward variant the next Triton launch will use (`$ADAJUDGE_POOL_FORWARD`, default "fused")."""
+    return os.environ.get(POOL_FORWARD_ENV) or POOL_FORWARD_VARIANTS[0]
 
 
 def _cpu_model() -> str:

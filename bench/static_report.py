@@ -2,16 +2,14 @@
 from `adajudge.kernels.compile_check.compile_rows`, which compiles the kernels to cubins with no GPU.
 
 It describes the kernels `backend="auto"` runs on a GPU, whatever device the timings came from, and is
-attached to the `adajudge` rows of the Triton ops. When the compile check cannot be imported or fails,
-the report says so (`available: false` and the reason), and the run goes on.
+attached to the `adajudge` rows of the Triton ops (`bench.cases.TRITON_OPS`). When the compile check
+cannot be imported or fails, the report says so (`available: false` and the reason), and the run goes on.
 """
 from __future__ import annotations
 
 import torch
 
 ARCHS = (80, 90)
-TRITON_OPS = ("multiview_pool", "router_mix", "preference_loss")
-
 
 KERNEL_DTYPES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 

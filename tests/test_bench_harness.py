@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from bench.bytes_model import bytes_moved
+from bench.cases import TRITON_OPS as OPS
 from bench.cli import main
 from bench.memory import peak_cpu
 from bench.passes import PassRun
 from bench.static_report import rows_for
 from bench.timing import time_cpu
 
-OPS = ("multiview_pool", "router_mix", "preference_loss")
 RECORD_FIELDS = {
     "op", "variant", "impl", "pass", "shape", "dtype", "device", "median_ms", "spread", "gbps",
     "fraction_of_copy_bandwidth", "peak_memory_bytes", "versions", "git_commit", "machine", "speedup_vs_eager",
