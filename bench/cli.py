@@ -91,6 +91,22 @@ def _static(args, cases: list[Case], dtype: torch.dtype, plan, console: Console)
     return report
 
 
+def _write_results(out: Path, meta: dict, records: list[dict], *, copy: dict, elapsed_s: float, complete: bool) -> None:
+    """Write `results.json`: after every case (`complete: false`, the copy bandwidth from the start only),
+    so a run stopped from outside keeps what it measured, and once more at the end."""
+    measured = [bw["gbps"] for bw in (copy["start"], copy["end"]) if bw is not None]
+    meta["copy_bandwidth"] = {**copy, "gbps": max(measured)}
+    meta["complete"] = complete
+    meta["elapsed_s"] = elapsed_s
+    for record in records:
+        record["fraction_of_copy_bandwidth"] = None if record["gbps"] is None else record["gbps"] / meta["copy_bandwidth"]["gbps"]
+        record["versions"] = meta["versions"]
+        record["git_commit"] = meta["git"]["commit"]
+        record["machine"] = meta["machine_description"]
+        record["pool_forward"] = meta["pool_forward"]
+    write_json(out / "results.json", meta, records)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -140,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     start_bw = copy_bandwidth(device, plan.copy_bytes)
     static = _static(args, cases, dtype, plan, console)
 
-    def progress(index: int, case: Case, seconds: float) -> None:
+    def progress(index: int, case: Case, seconds: float, records: list[dict]) -> None:
         console.print(f"[{index + 1}/{len(cases)}] {case.label}  {seconds:.1f} s  (total {time.perf_counter() - started:.0f} s)")
+        _write_results(args.out, meta, records, copy={"start": start_bw, "end": None},
+                       elapsed_s=time.perf_counter() - started, complete=False)
 
     from bench.runner import run_all
 
@@ -152,18 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     for item in meta["not_run"]:
         console.print(f"not run: {item['case']} ({item['reason']})")
     end_bw = copy_bandwidth(device, plan.copy_bytes)
-    copy_gbps = max(start_bw["gbps"], end_bw["gbps"])
-    meta["copy_bandwidth"] = {"start": start_bw, "end": end_bw, "gbps": copy_gbps}
     meta["static_report"] = None if static is None else {k: static[k] for k in ("available", "reason", "archs", "hidden_sizes")}
     meta["load_average_end"] = environment.machine(device)["load_average"]
-    meta["elapsed_s"] = time.perf_counter() - started
-    for record in records:
-        record["fraction_of_copy_bandwidth"] = None if record["gbps"] is None else record["gbps"] / copy_gbps
-        record["versions"] = meta["versions"]
-        record["git_commit"] = meta["git"]["commit"]
-        record["machine"] = meta["machine_description"]
-        record["pool_forward"] = meta["pool_forward"]
-    write_json(args.out / "results.json", meta, records)
+    _write_results(args.out, meta, records, copy={"start": start_bw, "end": end_bw},
+                   elapsed_s=time.perf_counter() - started, complete=True)
     plots = write_plots(meta, records, args.out)
     print_table(meta, records, console)
     if args.markdown:

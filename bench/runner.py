@@ -129,10 +129,11 @@ def _adajudge_fields(case: Case, pass_: str, nbytes: int | None, static: dict | 
 
 
 def run_all(cases: list[Case], impls, passes, budget: Budget, *, static, predict_gbps: float, seed: int,
-            omitted: dict | None = None, on_case: Callable[[int, Case, float], None] | None = None,
+            omitted: dict | None = None, on_case: Callable[[int, Case, float, list[dict]], None] | None = None,
             deadline: float | None = None) -> tuple[list[dict], list[str]]:
     """Records of every case, and the labels of the cases not started because `time.perf_counter()` had
-    passed `deadline` (a case once started runs to its end). Dynamo is reset when the (op, variant)
+    passed `deadline` (a case once started runs to its end). `on_case(index, case, seconds, records so
+    far)` is called after each case. Dynamo is reset when the (op, variant)
     changes, so each op's compile is its own. `omitted`: `{(op, impl): reason}` pairs not run."""
     records, group = [], None
     for index, case in enumerate(cases):
@@ -145,5 +146,5 @@ def run_all(cases: list[Case], impls, passes, budget: Budget, *, static, predict
         chosen = [impl for impl in impls if (case.op, impl) not in (omitted or {})]
         records.extend(run_case(case, chosen, passes, budget, static=static, predict_gbps=predict_gbps, seed=seed))
         if on_case is not None:
-            on_case(index, case, time.perf_counter() - start)
+            on_case(index, case, time.perf_counter() - start, records)
     return records, []
