@@ -41,7 +41,7 @@ from bench.timing import synchronize, time_cpu, time_cuda
 
 MODES = ("score", "train_head", "train_all")
 NUM_BLOCKS = (0, 1)
-SHAPES = {"cpu": {"B": 4, "T": 512, "D": 512}, "cuda": {"B": 8, "T": 2048, "D": 4096}}
+SHAPES = {"cpu": {"B": 4, "T": 512, "D": 512}, "cuda": {"B": 8, "T": 1024, "D": 2048}}
 TINY_SHAPE = {"B": 2, "T": 64, "D": 64}
 
 

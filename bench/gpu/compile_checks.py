@@ -26,10 +26,11 @@ reorders the fp32 arithmetic around the ops' own kernels), then looks for a copy
 2. the version counters of every tensor passed in, unchanged by the compiled forward and backward (an
    input mutation that AOTAutograd applies shows there).
 3. the compiled training forward's peak memory above the live set (`bench.memory`: the CUDA allocator,
-   or the profiler's allocation events on CPU) against `hidden`'s bytes: a copy would cost at least
-   `1×`; the legitimate allocations (views `[B, 4, D]`, scores `[B, T]`, small head activations) are
-   far below `MAX_FORWARD_PEAK` (0.5×) at these sizes. Not applied to the head with refinement blocks,
-   whose activations are `[B, T, D]` by design.
+   or the profiler's allocation events on CPU) minus the eager forward's, against `hidden`'s bytes: a
+   copy of `hidden` kept for the backward costs `1×` more than eager; the rest of what the two allocate
+   (views, scores, head activations) is the same work, so the difference stays far below
+   `MAX_EXTRA_FORWARD_PEAK` (0.5×). Not applied to the head with refinement blocks: Inductor's partitioner
+   may save different `[B, T, D]` activations of the blocks than eager does.
 """
 from __future__ import annotations
 
@@ -42,12 +43,12 @@ import torch
 from bench.cases import padded_masks, random_head
 
 CHECKS = ("pool_loss_padded", "pool_loss_packed", "head_no_blocks", "head")
-MAX_FORWARD_PEAK = 0.5  # × hidden's bytes
+MAX_EXTRA_FORWARD_PEAK = 0.5  # × hidden's bytes, compiled forward over eager
 RTOL, ATOL = 1e-4, 1e-5
 FOCAL_GAMMA = 2.0
 SIZES = {
-    "cuda": {"B": 8, "T": 1024, "D": 2048, "head_T": 512, "head_D": 1024, "head_blocks": 3},
-    "cpu": {"B": 4, "T": 64, "D": 64, "head_T": 16, "head_D": 32, "head_blocks": 1},
+    "cuda": {"B": 8, "T": 1024, "D": 2048, "head_T": 1024, "head_D": 1024, "head_blocks": 3},
+    "cpu": {"B": 4, "T": 64, "D": 64, "head_T": 64, "head_D": 32, "head_blocks": 1},
 }
 
 
@@ -219,6 +220,7 @@ def run_check(name: str, device: torch.device) -> dict:
     leaves = [t.detach().clone().requires_grad_() for t in case["leaves"]]
     hidden = leaves[0]
     eager = _run(step, leaves)
+    eager_peak = _forward_peak(step, leaves, device) if case["memory_check"] else None
     torch._dynamo.reset()
     recorder = GraphRecorder()
     patches = {"post_grad_custom_post_pass": recorder, "fx_graph_cache": False}
@@ -251,12 +253,13 @@ def run_check(name: str, device: torch.device) -> dict:
         "input_versions_unchanged": versions == versions_after,
         "hidden_bytes": hidden_bytes,
         "forward_peak_bytes": peak,
-        "forward_peak_over_hidden": None if peak is None else peak / hidden_bytes,
+        "eager_forward_peak_bytes": eager_peak,
+        "forward_extra_over_hidden": None if peak is None else (peak - eager_peak) / hidden_bytes,
         "compile_and_first_step_s": compile_s,
         "seconds": time.perf_counter() - started,
     }
     no_copy = (not result["input_writes"] and result["input_versions_unchanged"] and result["graphs_seen"] > 0
-               and (peak is None or result["forward_peak_over_hidden"] < MAX_FORWARD_PEAK))
+               and (peak is None or result["forward_extra_over_hidden"] < MAX_EXTRA_FORWARD_PEAK))
     result["no_copy_of_hidden"] = no_copy
     result["status"] = "ok" if result["values_match_eager"] and no_copy else "failed"
     if result["status"] == "failed":
@@ -272,9 +275,10 @@ def _failure(result: dict, comparisons: list[dict]) -> str:
         reasons.append("an input's version counter changed (the compiled step mutated it)")
     if result["graphs_seen"] == 0:
         reasons.append("Inductor's post-grad pass hook saw no graph: the graph evidence is missing")
-    if result["forward_peak_over_hidden"] is not None and result["forward_peak_over_hidden"] >= MAX_FORWARD_PEAK:
-        reasons.append(f"the compiled forward held {result['forward_peak_over_hidden']:.2f}× hidden's bytes "
-                       f"(a copy of hidden costs ≥ 1×; limit {MAX_FORWARD_PEAK}×)")
+    extra = result["forward_extra_over_hidden"]
+    if extra is not None and extra >= MAX_EXTRA_FORWARD_PEAK:
+        reasons.append(f"the compiled forward held {extra:.2f}× hidden's bytes more than eager "
+                       f"(a copy of hidden costs 1×; limit {MAX_EXTRA_FORWARD_PEAK}×)")
     return "; ".join(reasons)
 
 
