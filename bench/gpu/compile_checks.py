@@ -165,8 +165,9 @@ class GraphRecorder:
                 kernel_name = getattr(getattr(kernel, "fn", kernel), "__name__", str(kernel))
                 kernels.append(kernel_name)
                 for argument in node.kwargs["tensors_to_clone"]:
-                    root = _root(node.kwargs["kwargs"][argument])
-                    if root.op == "placeholder":
+                    value = node.kwargs["kwargs"].get(argument)
+                    root = _root(value) if isinstance(value, torch.fx.Node) else None
+                    if root is not None and root.op == "placeholder":
                         writes.append({"by": f"{kernel_name}({argument}=...)", **_describe(root)})
             elif node.target is aten.copy_.default and _root(node.args[0]).op == "placeholder":
                 writes.append({"by": "copy_ into the input", **_describe(_root(node.args[0]))})
