@@ -118,3 +118,59 @@ def value_checks_enabled() -> bool:
     if os.environ.get("ADAJUDGE_CHECK_VALUES", "1") == "0" or torch.compiler.is_compiling():
         return False
     return not (torch.cuda.is_available() and torch.cuda.is_current_stream_capturing())
+
+
+def check_values(*checks) -> None:
+    """Run value checks with one device-to-host copy; raise for the first that failed.
+
+    Each check is `(name, failed, message)`: `failed` a 0-dim bool tensor, True when the check fails, and
+    `message()` says what was expected and what came (called only for a failing check, so it may read more
+    values). `None` entries are ignored. Skipped when `value_checks_enabled()` is False.
+    """
+    checks = [check for check in checks if check is not None]
+    if not checks or not value_checks_enabled():
+        return
+    failed = torch.stack([flag for _, flag, _ in checks]).tolist()  # the one sync
+    for (name, _, message), bad in zip(checks, failed):
+        if bad:
+            raise ValueError(f"{name}: {message()}")
+
+
+def binary_mask_check(name: str, mask: torch.Tensor):
+    """A `check_values` entry: `mask` holds only 0 and 1 (None for a bool mask, which can hold nothing else)."""
+    if mask.dtype == torch.bool:
+        return None
+    return (
+        name,
+        ((mask != 0) & (mask != 1)).any(),
+        lambda: f"expected only 0 and 1 entries, got values {mask.unique()[:8].tolist()}",
+    )
+
+
+def mask_checks(attention_mask: torch.Tensor, response_mask: torch.Tensor | None) -> list:
+    """`check_values` entries for a pair of token masks: both 0/1, response ⊆ attention."""
+    if response_mask is None:
+        return [binary_mask_check("attention_mask", attention_mask)]
+    return [
+        binary_mask_check("attention_mask", attention_mask),
+        binary_mask_check("response_mask", response_mask),
+        (
+            "response_mask",
+            (response_mask.bool() & ~attention_mask.bool()).any(),
+            lambda: "expected a subset of attention_mask, got response tokens where attention_mask is 0",
+        ),
+    ]
+
+
+def check_head_inputs(hidden, attention_mask, response_mask, hidden_size: int) -> None:
+    """A reward head's `forward` inputs, checked once per forward: `hidden [B, T, D]` floating with
+    `D = hidden_size`, masks `[B, T]` on hidden's device, 0/1, response ⊆ attention (one sync in all)."""
+    check_tensor("hidden", hidden)
+    if not hidden.dtype.is_floating_point:
+        raise TypeError(f"hidden: expected a floating dtype (fp32, bf16, fp16), got {hidden.dtype}")
+    if hidden.dim() != 3 or hidden.shape[-1] != hidden_size:
+        raise ValueError(f"hidden: expected shape [B, T, {hidden_size}], got {list(hidden.shape)}")
+    check_tensor("attention_mask", attention_mask, dtypes=MASK_DTYPES, shape=hidden.shape[:2], device=hidden.device)
+    if response_mask is not None:
+        check_tensor("response_mask", response_mask, dtypes=MASK_DTYPES, shape=hidden.shape[:2], device=hidden.device)
+    check_values(*mask_checks(attention_mask, response_mask))

@@ -52,7 +52,7 @@ def _time(case: Case, runs: dict, budget: Budget) -> tuple[dict, str | None]:
 def _adajudge_backend(device: torch.device) -> str:
     from adajudge.ops.backend import resolve_backend
 
-    return resolve_backend("auto", device)
+    return resolve_backend("auto", device, torch.float32)
 
 
 def run_case(case: Case, impls, passes, budget: Budget, *, static: dict | None, predict_gbps: float, seed: int) -> list[dict]:

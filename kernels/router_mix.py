@@ -1,23 +1,25 @@
-"""Router mix (DESIGN.md §4) in Triton: softmax, mixed reward and entropy in one launch, VJP in another.
+"""Router mix (docs/design.md §4) in Triton: kernels, launchers, autograd Function, entry point.
 
 Forward per row: π = softmax(u/τ), reward = Σ π_v s_v, H = −Σ π_v log π_v (log π kept for the backward,
-so a π that underflows to 0 still has a finite log).
+so a π that underflows to 0 still has a finite log). One launch; reads 2·B·V inputs, writes (2V + 2)·B fp32.
 Backward, with upstream (gr, gπ, gH):
     dπ_v = gr·s_v + gπ_v − gH·(log π_v + 1);   du = π ⊙ (dπ − <π, dπ>)/τ;   ds = gr·π
+One launch. The temperature is a kernel argument (no tensor, no host sync).
 """
 import torch
 import triton
 import triton.language as tl
+from torch.library import triton_op
 
-from adajudge.kernels.launch import NUM_STAGES, SMALL_WARPS
+from adajudge.kernels.launch import SMALL_WARPS, launch, on_device
 
 BLOCK_B = 64
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["B"])
 def router_mix_fwd_kernel(
     router_logits, view_scores, reward, probs, log_probs, entropy,
-    B, V, inv_temperature, stride_ub, stride_sb,
+    B, V, inv_temperature, stride_ub, stride_uv, stride_sb, stride_sv,
     BLOCK_B: tl.constexpr, BLOCK_V: tl.constexpr,
 ):
     offs_b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -25,8 +27,8 @@ def router_mix_fwd_kernel(
     mask_b = offs_b < B
     mask = mask_b[:, None] & (offs_v[None, :] < V)
     rows = offs_b.to(tl.int64)[:, None]
-    u = tl.load(router_logits + rows * stride_ub + offs_v[None, :], mask=mask, other=0.0).to(tl.float32)  # [BLOCK_B, BLOCK_V]
-    s = tl.load(view_scores + rows * stride_sb + offs_v[None, :], mask=mask, other=0.0).to(tl.float32)
+    u = tl.load(router_logits + rows * stride_ub + offs_v[None, :] * stride_uv, mask=mask, other=0.0).to(tl.float32)  # [BLOCK_B, BLOCK_V]
+    s = tl.load(view_scores + rows * stride_sb + offs_v[None, :] * stride_sv, mask=mask, other=0.0).to(tl.float32)
     x = tl.where(offs_v[None, :] < V, u * inv_temperature, float("-inf"))  # rows past B stay finite
     x = x - tl.max(x, axis=1)[:, None]
     e = tl.exp(x)
@@ -39,10 +41,10 @@ def router_mix_fwd_kernel(
     tl.store(log_probs + rows * V + offs_v[None, :], log_p, mask=mask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["B"])
 def router_mix_bwd_kernel(
     probs, log_probs, view_scores, grad_reward, grad_probs, grad_entropy, d_logits, d_scores,
-    B, V, inv_temperature, stride_sb,
+    B, V, inv_temperature, stride_sb, stride_sv, stride_gr, stride_gpb, stride_gpv, stride_ge,
     BLOCK_B: tl.constexpr, BLOCK_V: tl.constexpr,
 ):
     offs_b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -52,45 +54,81 @@ def router_mix_bwd_kernel(
     rows = offs_b.to(tl.int64)[:, None]
     p = tl.load(probs + rows * V + offs_v[None, :], mask=mask, other=0.0)  # [BLOCK_B, BLOCK_V]
     log_p = tl.load(log_probs + rows * V + offs_v[None, :], mask=mask, other=0.0)
-    s = tl.load(view_scores + rows * stride_sb + offs_v[None, :], mask=mask, other=0.0).to(tl.float32)
-    g_reward = tl.load(grad_reward + offs_b, mask=mask_b, other=0.0)
-    g_entropy = tl.load(grad_entropy + offs_b, mask=mask_b, other=0.0)
-    g_probs = tl.load(grad_probs + rows * V + offs_v[None, :], mask=mask, other=0.0)
+    s = tl.load(view_scores + rows * stride_sb + offs_v[None, :] * stride_sv, mask=mask, other=0.0).to(tl.float32)
+    g_reward = tl.load(grad_reward + offs_b.to(tl.int64) * stride_gr, mask=mask_b, other=0.0).to(tl.float32)
+    g_entropy = tl.load(grad_entropy + offs_b.to(tl.int64) * stride_ge, mask=mask_b, other=0.0).to(tl.float32)
+    g_probs = tl.load(grad_probs + rows * stride_gpb + offs_v[None, :] * stride_gpv, mask=mask, other=0.0).to(tl.float32)
     d_p = g_reward[:, None] * s + g_probs - g_entropy[:, None] * (log_p + 1.0)
     d_u = p * (d_p - tl.sum(p * d_p, axis=1)[:, None]) * inv_temperature
     tl.store(d_logits + rows * V + offs_v[None, :], d_u, mask=mask)
     tl.store(d_scores + rows * V + offs_v[None, :], g_reward[:, None] * p, mask=mask)
 
 
-def _row_contiguous(x):
-    return x if x.stride(-1) == 1 else x.contiguous()
-
-
-def router_mix_fwd(router_logits, view_scores, temperature):
-    """Returns `((reward [B], probs [B, V], entropy [B]) fp32, saved)`."""
-    router_logits, view_scores = _row_contiguous(router_logits), _row_contiguous(view_scores)
+@triton_op("adajudge::router_mix_fwd", mutates_args=())
+def router_mix_fwd(
+    router_logits: torch.Tensor, view_scores: torch.Tensor, temperature: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Returns `(reward [B], probs [B, V], entropy [B], log_probs [B, V])`, all fp32."""
     rows, views = router_logits.shape
     new = lambda *shape: torch.empty(shape, dtype=torch.float32, device=router_logits.device)
     reward, probs, log_probs, entropy = new(rows), new(rows, views), new(rows, views), new(rows)
-    router_mix_fwd_kernel[(triton.cdiv(rows, BLOCK_B),)](
-        router_logits=router_logits, view_scores=view_scores, reward=reward, probs=probs,
-        log_probs=log_probs, entropy=entropy, B=rows, V=views, inv_temperature=1.0 / temperature,
-        stride_ub=router_logits.stride(0), stride_sb=view_scores.stride(0),
-        BLOCK_B=BLOCK_B, BLOCK_V=triton.next_power_of_2(views), num_warps=SMALL_WARPS, num_stages=NUM_STAGES,
-    )
-    return (reward, probs, entropy), (probs, log_probs, view_scores)
+    with on_device(router_logits):
+        launch(
+            router_mix_fwd_kernel, (triton.cdiv(rows, BLOCK_B),),
+            router_logits=router_logits, view_scores=view_scores, reward=reward, probs=probs,
+            log_probs=log_probs, entropy=entropy, B=rows, V=views, inv_temperature=1.0 / temperature,
+            stride_ub=router_logits.stride(0), stride_uv=router_logits.stride(1),
+            stride_sb=view_scores.stride(0), stride_sv=view_scores.stride(1),
+            BLOCK_B=BLOCK_B, BLOCK_V=triton.next_power_of_2(views), num_warps=SMALL_WARPS,
+        )
+    return reward, probs, entropy, log_probs
 
 
-def router_mix_bwd(grad_reward, grad_probs, grad_entropy, temperature, saved):
-    """Returns `(d_router_logits, d_view_scores)` in fp32; the caller casts to the input dtypes."""
-    probs, log_probs, view_scores = saved
+@triton_op("adajudge::router_mix_bwd", mutates_args=())
+def router_mix_bwd(
+    grad_reward: torch.Tensor,
+    grad_probs: torch.Tensor,
+    grad_entropy: torch.Tensor,
+    probs: torch.Tensor,
+    log_probs: torch.Tensor,
+    view_scores: torch.Tensor,
+    temperature: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns `(d_router_logits, d_view_scores)` `[B, V]` fp32; upstream gradients may be strided."""
     rows, views = probs.shape
     d_logits, d_scores = torch.empty_like(probs), torch.empty_like(probs)
-    router_mix_bwd_kernel[(triton.cdiv(rows, BLOCK_B),)](
-        probs=probs, log_probs=log_probs, view_scores=view_scores,
-        grad_reward=grad_reward.contiguous(), grad_probs=grad_probs.contiguous(),
-        grad_entropy=grad_entropy.contiguous(), d_logits=d_logits, d_scores=d_scores,
-        B=rows, V=views, inv_temperature=1.0 / temperature, stride_sb=view_scores.stride(0),
-        BLOCK_B=BLOCK_B, BLOCK_V=triton.next_power_of_2(views), num_warps=SMALL_WARPS, num_stages=NUM_STAGES,
-    )
+    with on_device(probs):
+        launch(
+            router_mix_bwd_kernel, (triton.cdiv(rows, BLOCK_B),),
+            probs=probs, log_probs=log_probs, view_scores=view_scores, grad_reward=grad_reward,
+            grad_probs=grad_probs, grad_entropy=grad_entropy, d_logits=d_logits, d_scores=d_scores,
+            B=rows, V=views, inv_temperature=1.0 / temperature,
+            stride_sb=view_scores.stride(0), stride_sv=view_scores.stride(1), stride_gr=grad_reward.stride(0),
+            stride_gpb=grad_probs.stride(0), stride_gpv=grad_probs.stride(1), stride_ge=grad_entropy.stride(0),
+            BLOCK_B=BLOCK_B, BLOCK_V=triton.next_power_of_2(views), num_warps=SMALL_WARPS,
+        )
     return d_logits, d_scores
+
+
+class RouterMixTriton(torch.autograd.Function):
+    """`router_mix` on the Triton kernels; the gradients come back in the inputs' dtypes."""
+
+    @staticmethod
+    def forward(ctx, router_logits, view_scores, temperature):
+        reward, probs, entropy, log_probs = torch.ops.adajudge.router_mix_fwd(router_logits, view_scores, temperature)
+        ctx.save_for_backward(probs, log_probs, view_scores)
+        ctx.temperature, ctx.logits_dtype = temperature, router_logits.dtype
+        return reward, probs, entropy
+
+    @staticmethod
+    def backward(ctx, grad_reward, grad_probs, grad_entropy):
+        probs, log_probs, view_scores = ctx.saved_tensors
+        d_logits, d_scores = torch.ops.adajudge.router_mix_bwd(
+            grad_reward, grad_probs, grad_entropy, probs, log_probs, view_scores, ctx.temperature
+        )
+        return d_logits.to(ctx.logits_dtype), d_scores.to(view_scores.dtype), None
+
+
+def router_mix_triton(router_logits, view_scores, temperature):
+    """`adajudge.ops.router_mix` on the Triton kernels, for validated fp32/bf16/fp16 input."""
+    return RouterMixTriton.apply(router_logits, view_scores, temperature)

@@ -155,7 +155,7 @@ def test_block_matches_naive_formula_at_real_tokens_with_gradients():
 
 @pytest.mark.parametrize("num_blocks", [1, 3])
 def test_untrained_refinement_passes_hidden_through_unchanged(num_blocks):
-    refinement = Refinement(D, num_blocks, num_heads=2, intermediate_size=128, backend="reference")
+    refinement = Refinement(D, num_blocks, num_heads=2, intermediate_size=128)
     hidden, mask = torch.randn(4, 9, D), masks()
     assert torch.equal(refinement(hidden, mask), hidden)
     torch.testing.assert_close(refinement.depth_weights(hidden, mask), torch.full((4, num_blocks), 1 / num_blocks))
@@ -174,14 +174,14 @@ def naive_refinement(refinement, hidden, mask):
 
 def test_refinement_matches_depth_gate_formula():
     torch.manual_seed(3)
-    refinement = randomize(Refinement(D, 3, num_heads=2, intermediate_size=96, backend="reference"))
+    refinement = randomize(Refinement(D, 3, num_heads=2, intermediate_size=96))
     hidden, mask = torch.randn(4, 9, D), masks()
     check("refined", refinement(hidden, mask)[mask.bool()], naive_refinement, refinement, hidden, mask)
 
 
 def test_refinement_ignores_padding_content_and_side():
     torch.manual_seed(4)
-    refinement = randomize(Refinement(D, 2, num_heads=4, intermediate_size=64, backend="torch"))
+    refinement = randomize(Refinement(D, 2, num_heads=4, intermediate_size=64))
     tokens = torch.randn(5, D)
     right = torch.cat([tokens, torch.randn(3, D)])[None]
     left = torch.cat([torch.randn(3, D) * 100, tokens])[None]
@@ -191,7 +191,7 @@ def test_refinement_ignores_padding_content_and_side():
 
 
 def test_gradients_reach_every_refinement_parameter():
-    refinement = randomize(Refinement(D, 2, num_heads=2, intermediate_size=64, backend="torch"))
+    refinement = randomize(Refinement(D, 2, num_heads=2, intermediate_size=64))
     hidden = torch.randn(4, 9, D, requires_grad=True)
     refinement(hidden, masks()).square().sum().backward()
     for name, parameter in refinement.named_parameters():
@@ -207,5 +207,3 @@ def test_bad_refinement_options_raise():
         Refinement(D, -1, num_heads=2, intermediate_size=64)
     with pytest.raises(TypeError, match="intermediate_size"):
         RefinementBlock(D, num_heads=2, intermediate_size=64.0)
-    with pytest.raises(ValueError, match="backend"):
-        Refinement(D, 1, num_heads=2, intermediate_size=64, backend="cuda")

@@ -1,20 +1,27 @@
-"""Multi-view pooling in a few large PyTorch calls, with the analytic backward of DESIGN.md §3.
+"""Multi-view pooling in a few large PyTorch calls, with the analytic backward of docs/design.md §3:
+launchers, autograd Function, entry point.
 
 Passes over `hidden` (the `[B, T, D]` tensor that dominates the traffic):
 
     forward:  a = hidden @ w_a                 read 1   scores [B, T]
               [z_M; z_A; z_P] = W @ hidden     read 2   W = [1_R/|R|; β; 1_P/|P|], [B, 3, T]
-    backward: q = hidden @ dz_A                read 1   [B, T], one mv per row
+    backward: q = hidden @ dz_A                read 1   [B, T]
               dw_a = g @ hidden                read 2   g_t = β_t (q_t − <z_A, dz_A>)
               dH = Wᵀ @ [dz_M; dz_A; w_a; dz_P]   write 1 (the only [B, T, D] allocation)
 
-The last-token view is a gather and its gradient a scatter-add into one row of dH. fp32 and fp64
-inputs are read in place; fp16/bf16 inputs are upcast one row-slab at a time (`_SLAB_BYTES`), so the
-fp32 temporary stays bounded whatever the batch.
+The last-token view is a gather and its gradient a scatter-add into one row of dH. fp32 and fp64 inputs
+are read in place; fp16/bf16 inputs are upcast one row-slab at a time (`_SLAB_BYTES`), so the fp32
+temporary stays bounded whatever the batch. The packed layout is scattered into a padded one of
+`max_seqlen` columns with index tensors of static size (no host sync), and gathered back in the backward.
+
+Two CPU-only choices, both behind a device check: the `<hidden_t, dz_A>` products run as one
+matrix-vector product per row (`torch.mv`; a batched product with N = 1 was slower on CPU, see
+bench/RESULTS.md), and the one `[B, T, D]` allocation gets huge-page advice (`adajudge.fused.memory`).
 """
 import torch
 
 from adajudge.fused.memory import empty_huge_paged
+from adajudge.views import View
 
 _SLAB_BYTES = 64 << 20
 
@@ -32,34 +39,36 @@ def _row_slabs(hidden):
     """
     if hidden.dtype in (torch.float32, torch.float64):
         return [slice(None)]
-    step = max(1, _SLAB_BYTES // max(hidden[0].numel() * 4, 1))
+    step = max(1, _SLAB_BYTES // max(hidden.shape[1] * hidden.shape[2] * 4, 1))
     return [slice(start, start + step) for start in range(0, hidden.shape[0], step)]
 
 
-def _pad_packed(hidden, attention_mask, response_mask, cu_seqlens):
-    """Packed `[total_T, ...]` -> right-padded `[N, T_max, ...]`, plus the flat index of each real slot."""
-    lengths = cu_seqlens[1:] - cu_seqlens[:-1]
-    n, max_len = lengths.numel(), int(lengths.max())
-    slot = torch.arange(max_len, device=hidden.device).expand(n, max_len)
-    valid = slot < lengths[:, None]
-    flat_index = (cu_seqlens[:-1, None] + slot)[valid]
+def _row_dots(h, vectors):
+    """`<h[b, t], vectors[b]>` for `h [b, T, D]`, `vectors [b, D]` → `[b, T]`."""
+    if h.device.type == "cpu" and h.shape[0] > 0:
+        return torch.stack([torch.mv(h_row, v_row) for h_row, v_row in zip(h, vectors)])
+    return torch.bmm(h, vectors[:, :, None]).squeeze(2)
 
-    def pad(x):
-        out = x.new_zeros((n, max_len, *x.shape[1:]))
-        out[valid] = x[flat_index]
-        return out
 
-    response = None if response_mask is None else pad(response_mask)
-    return pad(hidden), pad(attention_mask), response, valid
+def packed_positions(cu_seqlens: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(row, column)` `[total_T]` int64 of every packed token in the padded layout; sync-free."""
+    starts = cu_seqlens.to(torch.int64)
+    tokens = torch.arange(total, device=cu_seqlens.device)
+    row = torch.searchsorted(starts[1:], tokens, right=True)
+    return row, tokens - starts[row]
+
+
+def _pad(x: torch.Tensor, row: torch.Tensor, column: torch.Tensor, rows: int, columns: int) -> torch.Tensor:
+    out = x.new_zeros((rows, columns, *x.shape[1:]))
+    out[row, column] = x
+    return out
 
 
 def _masked_softmax(scores, mask):
     """Softmax of `scores [B, T]` over `mask`; all-masked rows give zeros.
 
-    Written out rather than `torch.softmax`, whose multi-threaded CPU kernel cost milliseconds on a [8, 1024]
-    tensor on the 2-core development machine while its other core was busy (16 ms vs 0.02 ms with one thread;
-    idle, both take 10 µs: `python -m timeit -s "import torch; x = torch.randn(8, 1024)" "torch.softmax(x, 1)"`,
-    with and without `torch.set_num_threads(1)` in the setup, under load).
+    Written out rather than `torch.softmax`, whose multi-threaded CPU kernel cost milliseconds on small
+    tensors while another process kept a core busy (bench/RESULTS.md).
     """
     scores = scores.masked_fill(~mask, float("-inf"))
     peak = scores.amax(dim=1, keepdim=True).clamp(min=torch.finfo(scores.dtype).min)  # finite for empty rows
@@ -67,11 +76,9 @@ def _masked_softmax(scores, mask):
     return weights / weights.sum(dim=1, keepdim=True).clamp(min=torch.finfo(scores.dtype).tiny)
 
 
-def multiview_pool_fwd(hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_seqlens):
-    """Returns `(views [B, 4, D] in hidden.dtype, saved)`; `saved` feeds `multiview_pool_bwd`."""
-    valid = None
-    if cu_seqlens is not None:
-        hidden, attention_mask, response_mask, valid = _pad_packed(hidden, attention_mask, response_mask, cu_seqlens)
+def multiview_pool_fwd(hidden, attention_mask, response_mask, attn_weight, attn_bias):
+    """Padded `hidden [B, T, D]` → `(views [B, 4, D] in hidden.dtype, saved)`; `saved` feeds
+    `multiview_pool_bwd`: `(beta, last_index, mean_weights, prompt_weights, z_attn)`."""
     response, prompt = _response_and_prompt(attention_mask, response_mask)
     batch, length, dim = hidden.shape
     compute_dtype = torch.promote_types(hidden.dtype, torch.float32)
@@ -96,37 +103,32 @@ def multiview_pool_fwd(hidden, attention_mask, response_mask, attn_weight, attn_
 
     gather_index = last_index.clamp(min=0)[:, None, None].expand(batch, 1, dim)
     z_last = hidden.gather(1, gather_index) * (last_index >= 0)[:, None, None]  # [B, 1, D]
-    views = torch.cat([z_last, pooled.to(hidden.dtype)], dim=1)
-    saved = (beta, last_index, mean_weights, prompt_weights, pooled[:, 1])
-    return views, saved if valid is None else saved + (valid,)
+    views = torch.cat([z_last, pooled.to(hidden.dtype)], dim=1)  # View order: last, mean, attn, prompt
+    return views, (beta, last_index, mean_weights, prompt_weights, pooled[:, View.ATTN - View.MEAN])
 
 
-def multiview_pool_bwd(grad_views, hidden, attn_weight, attn_bias, cu_seqlens, saved):
-    """VJP of DESIGN.md §3: returns `(d_hidden, d_attn_weight, d_attn_bias or None)`."""
-    beta, last_index, mean_weights, prompt_weights, z_attn = saved[:5]
-    if cu_seqlens is not None:
-        valid = saved[5]
-        packed_hidden, hidden = hidden, hidden.new_zeros((*valid.shape, hidden.shape[-1]))
-        hidden[valid] = packed_hidden
+def multiview_pool_bwd(grad_views, hidden, attn_weight, attn_bias, saved):
+    """VJP of docs/design.md §3 for padded `hidden`: `(d_hidden, d_attn_weight, d_attn_bias or None)`."""
+    beta, last_index, mean_weights, prompt_weights, z_attn = saved
     batch, length, dim = hidden.shape
     compute_dtype = beta.dtype
     grad = grad_views.to(compute_dtype)
-    dz_attn = grad[:, 2]
+    dz_attn = grad[:, View.ATTN]
     z_dot = (z_attn * dz_attn).sum(-1, keepdim=True)  # <z_A, dz_A>, [B, 1]
 
-    gs, d_weight = [], 0
+    gs, d_weight = [], torch.zeros(dim, dtype=compute_dtype, device=hidden.device)
     for rows in _row_slabs(hidden):
         h = hidden[rows].to(compute_dtype)
-        # <hidden_t, dz_A>, read 1: one matrix-vector product per row (bmm with N = 1 is slower on CPU)
-        q = torch.stack([torch.mv(h_row, dz_row) for h_row, dz_row in zip(h, dz_attn[rows])])
-        g = beta[rows] * (q - z_dot[rows])  # [b, T]
+        g = beta[rows] * (_row_dots(h, dz_attn[rows]) - z_dot[rows])  # [b, T], read 1
         d_weight = d_weight + torch.bmm(g[:, None, :], h).sum((0, 1))  # read 2
         gs.append(g)
     g = gs[0] if len(gs) == 1 else torch.cat(gs)
 
     # dH_t = [t=τ]·dz_L + 1_R/|R|·dz_M + β_t·dz_A + g_t·w_a + 1_P/|P|·dz_P: one batched product, then τ's row.
     token_weights = torch.stack([mean_weights, beta, g, prompt_weights], dim=2)  # [B, T, 4]
-    row_grads = torch.stack([grad[:, 1], dz_attn, attn_weight.to(compute_dtype).expand(batch, dim), grad[:, 3]], dim=1)
+    row_grads = torch.stack(
+        [grad[:, View.MEAN], dz_attn, attn_weight.to(compute_dtype).expand(batch, dim), grad[:, View.PROMPT]], dim=1
+    )  # [B, 4, D]
     d_hidden = empty_huge_paged(hidden.shape, hidden.dtype, hidden.device)  # the only [B, T, D] allocation
     if hidden.dtype == compute_dtype:
         torch.bmm(token_weights, row_grads, out=d_hidden)  # write 1
@@ -135,9 +137,42 @@ def multiview_pool_bwd(grad_views, hidden, attn_weight, attn_bias, cu_seqlens, s
             d_hidden[rows] = torch.bmm(token_weights[rows], row_grads[rows])
     has_last = last_index >= 0
     scatter_index = last_index.clamp(min=0)[:, None, None].expand(batch, 1, dim)
-    d_last = (grad[:, :1] * has_last[:, None, None]).to(d_hidden.dtype)
+    d_last = (grad[:, View.LAST : View.LAST + 1] * has_last[:, None, None]).to(d_hidden.dtype)
     d_hidden.scatter_add_(1, scatter_index, d_last)
-    if cu_seqlens is not None:
-        d_hidden = d_hidden[valid]
     d_bias = None if attn_bias is None else g.sum().to(attn_bias.dtype).reshape(attn_bias.shape)
     return d_hidden, d_weight.to(attn_weight.dtype), d_bias
+
+
+class MultiViewPoolFused(torch.autograd.Function):
+    """`multiview_pool` on the fused PyTorch path; the packed layout is padded here and unpadded again."""
+
+    @staticmethod
+    def forward(ctx, hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_seqlens, max_seqlen):
+        row = column = None
+        if cu_seqlens is not None:
+            row, column = packed_positions(cu_seqlens, hidden.shape[0])
+            shape = (cu_seqlens.numel() - 1, max(max_seqlen, 1))
+            attention_mask = _pad(attention_mask, row, column, *shape)
+            response_mask = None if response_mask is None else _pad(response_mask, row, column, *shape)
+            padded = _pad(hidden, row, column, *shape)
+        else:
+            padded = hidden
+        views, saved = multiview_pool_fwd(padded, attention_mask, response_mask, attn_weight, attn_bias)
+        ctx.save_for_backward(hidden, attn_weight, attn_bias, row, column, *saved)
+        ctx.padded_shape = padded.shape[:2]
+        return views
+
+    @staticmethod
+    def backward(ctx, grad_views):
+        hidden, attn_weight, attn_bias, row, column, *saved = ctx.saved_tensors
+        padded = hidden if row is None else _pad(hidden, row, column, *ctx.padded_shape)
+        d_hidden, d_weight, d_bias = multiview_pool_bwd(grad_views, padded, attn_weight, attn_bias, tuple(saved))
+        if row is not None:
+            d_hidden = d_hidden[row, column]
+        return d_hidden, None, None, d_weight, d_bias, None, None
+
+
+def multiview_pool_fused(hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_seqlens, max_seqlen):
+    """`adajudge.ops.multiview_pool` on the fused PyTorch path, for validated input (any float dtype; fp64 is
+    computed in fp64); packed input with its longest row `max_seqlen` as an int."""
+    return MultiViewPoolFused.apply(hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_seqlens, max_seqlen)

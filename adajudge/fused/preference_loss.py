@@ -1,11 +1,13 @@
-"""Per-pair Bradley-Terry family loss and its local gradients in one pass (DESIGN.md §6).
+"""Per-pair Bradley-Terry family loss and its local gradients in one pass (docs/design.md §6): launchers,
+autograd Function, entry point.
 
 With `Δ = (c − r − m)/τ`, `p = σ(Δ)`, `F = σ(−Δ)^γ = exp(−γ·softplus(Δ))`, `ℓ₀ = softplus(−Δ)`:
     ℓ = w·f·F·ℓ₀ + κ(c + r)²           f = sg(μ/(‖h_c − h_r‖ + ε)) (NormBT) or 1, κ = center_coef
     dℓ/dΔ (focal term) = −F·(γ·p·ℓ₀ + (1 − p))          (γ = 0 gives the BT gradient −σ(−Δ))
     dℓ/dc = w·f·dℓ/dΔ/τ + 2κ(c + r),   dℓ/dr = −w·f·dℓ/dΔ/τ + 2κ(c + r)
     dℓ/dm = −w·f·dℓ/dΔ/τ,              dℓ/dw = f·F·ℓ₀
-The forward returns the per-pair loss and saves these local gradients; the backward only scales them.
+The forward returns the per-pair loss and saves these local gradients; the backward only scales them
+(`preference_loss_bwd`, which the Triton path's Function shares).
 """
 import torch
 import torch.nn.functional as F
@@ -29,7 +31,10 @@ def preference_loss_fwd(chosen, rejected, margin, weights, chosen_repr, rejected
         d_delta = -one_minus_p
     if chosen_repr is not None:
         distance = torch.linalg.vector_norm(chosen_repr.to(compute_dtype) - rejected_repr.to(compute_dtype), dim=-1)
-        mu = distance.mean() if norm_scale is None else torch.as_tensor(norm_scale, dtype=compute_dtype, device=c.device)
+        if norm_scale is None:
+            mu = distance.mean()
+        else:  # a float, or a one-element tensor read on its device (no host sync)
+            mu = norm_scale.to(compute_dtype).reshape(()) if isinstance(norm_scale, torch.Tensor) else norm_scale
         factor = mu / (distance + eps)
         base, d_delta = factor * base, factor * d_delta
     d_delta = d_delta / temperature
@@ -46,3 +51,28 @@ def preference_loss_bwd(grad_loss, saved):
     """Returns `(d_chosen, d_rejected, d_margin, d_weights)` for the per-pair upstream `grad_loss [N]`."""
     d_delta, d_center, unweighted = saved
     return grad_loss * (d_delta + d_center), grad_loss * (d_center - d_delta), -grad_loss * d_delta, grad_loss * unweighted
+
+
+class PreferenceLossFused(torch.autograd.Function):
+    """Per-pair loss on the fused PyTorch path; representations get no gradient (the NormBT factor is a
+    stop-gradient), the others come back in their inputs' dtypes."""
+
+    @staticmethod
+    def forward(ctx, chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, options):
+        loss, saved = preference_loss_fwd(chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, *options)
+        ctx.save_for_backward(*saved)
+        ctx.dtypes = [None if t is None else t.dtype for t in (chosen, rejected, margin, weights)]
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        grads = preference_loss_bwd(grad_loss, ctx.saved_tensors)
+        grads = [None if dtype is None else g.to(dtype) for g, dtype in zip(grads, ctx.dtypes)]
+        return (*grads, None, None, None, None)
+
+
+def preference_loss_fused(chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, options):
+    """Per-pair `[N]` loss of `adajudge.ops.preference_loss` on the fused PyTorch path (fp32; fp64 for fp64
+    input), for validated input; `norm_scale` a float, a one-element tensor or None; `options` =
+    `(temperature, gamma, center_coef, eps)` as floats."""
+    return PreferenceLossFused.apply(chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, options)

@@ -5,14 +5,12 @@ from torch import nn
 
 from adajudge import ops
 from adajudge.ops.backend import BACKENDS
-from adajudge.nn._checks import check_head_inputs
-from adajudge.validation import check_choice, check_float, check_int
+from adajudge.validation import check_choice, check_float, check_head_inputs, check_int
+from adajudge.views import SCORED_VIEWS
 from adajudge.nn.mlp import MLP
 from adajudge.nn.output import HeadOutput
 from adajudge.nn.pooling import MultiViewPooling
 from adajudge.nn.refinement import Refinement, default_num_heads
-
-SCORED_VIEWS = ("last", "mean", "attn")
 
 
 class AdaJudgeHead(nn.Module):
@@ -26,9 +24,13 @@ class AdaJudgeHead(nn.Module):
     An untrained head passes `hidden` through the refinement unchanged (zero-initialised output
     projections) and mixes the views uniformly (the router's last layer starts at zero) *(ours)*.
 
-    Dtypes: `hidden` is cast to the head's parameter dtype (the refinement's matmuls need one dtype);
-    pooling runs in that dtype with fp32 accumulation, the scorers and router in it too, and the router
-    mix, reward, probabilities, entropy and representation are fp32.
+    Dtypes: `hidden` stays in the backbone's dtype wherever the math allows: the depth gate's mean and,
+    with `num_blocks=0`, the pooling read it as it is (fp32 accumulation inside); the refinement blocks cast
+    it once to the head's parameter dtype (their matmuls need one dtype), and pooling then reads their
+    output. The scorers and router run in the parameter dtype; the router mix, reward, probabilities,
+    entropy and representation are fp32.
+
+    Host syncs per forward: one (the masks' value checks; see `adajudge.validation.check_values`).
 
     Args:
         hidden_size: `D` of the backbone.
@@ -71,9 +73,7 @@ class AdaJudgeHead(nn.Module):
         mlp_ratio = check_float("mlp_ratio", mlp_ratio, greater_than=0)
         self.router_temperature = check_float("router_temperature", router_temperature, greater_than=0)
         self.backend = check_choice("backend", backend, BACKENDS)
-        self.refinement = Refinement(
-            hidden_size, num_blocks, self.num_heads, max(1, round(mlp_ratio * hidden_size)), backend=backend
-        )
+        self.refinement = Refinement(hidden_size, num_blocks, self.num_heads, max(1, round(mlp_ratio * hidden_size)))
         self.pool = MultiViewPooling(hidden_size, backend=backend)
         self.scorers = nn.ModuleList(MLP(hidden_size, scorer_hidden, 1) for _ in SCORED_VIEWS)
         self.router = MLP(4 * hidden_size, router_hidden, len(SCORED_VIEWS), zero_init_output=True)
@@ -83,12 +83,13 @@ class AdaJudgeHead(nn.Module):
     ) -> HeadOutput:
         """Score `hidden [B, T, D]`; masks `[B, T]` (see `MultiViewPooling`) → `HeadOutput` with `V = 3`."""
         check_head_inputs(hidden, attention_mask, response_mask, self.hidden_size)
-        hidden = hidden.to(self.pool.attn_weight.dtype)
-        views = self.pool(self.refinement(hidden, attention_mask), attention_mask, response_mask)  # [B, 4, D]
-        scores = torch.cat([scorer(views[:, v]) for v, scorer in enumerate(self.scorers)], dim=1)  # [B, 3]
-        router_logits = self.router(views.flatten(1))  # [B, 3]
+        refined = self.refinement(hidden, attention_mask)
+        views = self.pool.forward_unchecked(refined, attention_mask, response_mask)  # [B, 4, D], refined's dtype
+        dtype = self.pool.attn_weight.dtype
+        scores = torch.cat([scorer(views[:, view].to(dtype)) for view, scorer in zip(SCORED_VIEWS, self.scorers)], dim=1)
+        router_logits = self.router(views.flatten(1).to(dtype))  # [B, 3]
         reward, probs, entropy = ops.router_mix(
             router_logits.float(), scores.float(), temperature=self.router_temperature, backend=self.backend
         )
-        representation = (probs[:, :, None] * views[:, : len(SCORED_VIEWS)].float()).sum(dim=1)  # [B, D]
+        representation = (probs[:, :, None] * views[:, list(SCORED_VIEWS)].float()).sum(dim=1)  # [B, D]
         return HeadOutput(reward, scores.float(), probs, entropy, representation)

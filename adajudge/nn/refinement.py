@@ -9,10 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adajudge import ops
-from adajudge.ops.backend import BACKENDS
-from adajudge.validation import check_choice, check_int
+from adajudge.validation import check_int
 from adajudge.nn.attention import padded_attention
+from adajudge.nn.pooling import masked_mean
 
 HEAD_DIM = 64
 
@@ -75,14 +74,13 @@ class Refinement(nn.Module):
 
     Args:
         hidden_size: `D`. num_blocks: `K >= 0`. num_heads: attention heads per block.
-        intermediate_size: SwiGLU width. backend: `adajudge.ops` backend for the gate's masked mean.
+        intermediate_size: SwiGLU width.
     """
 
-    def __init__(self, hidden_size: int, num_blocks: int, num_heads: int, intermediate_size: int, backend: str = "auto"):
+    def __init__(self, hidden_size: int, num_blocks: int, num_heads: int, intermediate_size: int):
         super().__init__()
         check_int("hidden_size", hidden_size, greater_than=0)
         check_int("num_blocks", num_blocks, at_least=0)
-        self.backend = check_choice("backend", backend, BACKENDS)
         self.blocks = nn.ModuleList(
             RefinementBlock(hidden_size, num_heads, intermediate_size) for _ in range(num_blocks)
         )
@@ -90,22 +88,23 @@ class Refinement(nn.Module):
         if self.depth_gate is not None:
             nn.init.zeros_(self.depth_gate.weight)
             nn.init.zeros_(self.depth_gate.bias)
-        # multiview_pool's mean view is the masked mean over real tokens (fp32 accumulation, one pass);
-        # its attention view is unused here, so its weight is a constant zero, not a parameter.
-        self.register_buffer("mean_pool_weight", torch.zeros(hidden_size), persistent=False)
 
     def depth_weights(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """`α [B, K]` fp32: softmax of the gate applied to `c`, the mean of `hidden` over real tokens."""
-        context = ops.multiview_pool(
-            hidden, attention_mask, None, attn_weight=self.mean_pool_weight, backend=self.backend
-        )[:, 1]  # [B, D]
-        return torch.softmax(self.depth_gate(context).float(), dim=-1)
+        context = masked_mean(hidden, attention_mask.bool())  # [B, D] in hidden's dtype
+        return torch.softmax(self.depth_gate(context.to(self.depth_gate.weight.dtype)).float(), dim=-1)
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """`H̃ [B, T, D]` from `hidden [B, T, D]` (in the parameters' dtype) and `attention_mask [B, T]`."""
+        """`H̃ [B, T, D]` from `hidden [B, T, D]` and `attention_mask [B, T]`.
+
+        With no block, `hidden` itself, in its own dtype. With blocks, in the parameters' dtype: the blocks'
+        matmuls need one dtype, so `hidden` is cast once, after the gate has read it in its own dtype.
+        """
         if self.depth_gate is None:
             return hidden
-        alpha = self.depth_weights(hidden, attention_mask).to(hidden.dtype)  # [B, K]
+        alpha = self.depth_weights(hidden, attention_mask)  # [B, K] fp32
+        hidden = hidden.to(self.depth_gate.weight.dtype)
+        alpha = alpha.to(hidden.dtype)
         mixed, state = hidden, hidden
         for k, block in enumerate(self.blocks):
             state = block(state, attention_mask)

@@ -1,26 +1,20 @@
-"""Static reward heads: one linear value head on one pooled view (DESIGN.md §5, the baselines)."""
+"""Static reward heads: one linear value head on one pooled view (docs/design.md §5, the baselines)."""
 import torch
 from torch import nn
 
-from adajudge import ops
-from adajudge.ops.backend import BACKENDS
-from adajudge.nn._checks import check_head_inputs
-from adajudge.validation import check_bool, check_choice, check_int
 from adajudge.nn.output import HeadOutput
-from adajudge.nn.pooling import MultiViewPooling
-
-LAST, MEAN, ATTN = 0, 1, 2  # view indices of multiview_pool's output
+from adajudge.nn.pooling import MultiViewPooling, last_token_states, masked_mean, response_tokens
+from adajudge.ops.backend import BACKENDS
+from adajudge.validation import check_bool, check_choice, check_head_inputs, check_int
+from adajudge.views import View
 
 
 class _PooledLinearHead(nn.Module):
-    """`reward = score(z_view)` for one view of `multiview_pool`; `HeadOutput` with `V = 1`.
+    """`reward = score(z)` for one pooled vector `z [B, D]` per row; `HeadOutput` with `V = 1`.
 
-    Subclasses set `view` (an index into the views) and define `pool(hidden, attention_mask,
-    response_mask) -> [B, 4, D]`. The view is pooled in `hidden`'s dtype (fp32 accumulation), scored in
-    the head's parameter dtype, and returned as fp32.
+    Subclasses define `pool(hidden, attention_mask, response_mask) -> [B, D]` on inputs already checked.
+    The vector is pooled in `hidden`'s dtype, scored in the head's parameter dtype, returned as fp32.
     """
-
-    view: int
 
     def __init__(self, hidden_size: int, bias: bool, backend: str):
         super().__init__()
@@ -34,7 +28,7 @@ class _PooledLinearHead(nn.Module):
     ) -> HeadOutput:
         """Score `hidden [B, T, D]`; masks `[B, T]` (see `MultiViewPooling`) → `HeadOutput` with `V = 1`."""
         check_head_inputs(hidden, attention_mask, response_mask, self.hidden_size)
-        pooled = self.pool(hidden, attention_mask, response_mask)[:, self.view]  # [B, D]
+        pooled = self.pool(hidden, attention_mask, response_mask)  # [B, D]
         reward = self.score(pooled.to(self.score.weight.dtype)).squeeze(1).float()  # [B]
         return HeadOutput(
             reward=reward,
@@ -45,48 +39,38 @@ class _PooledLinearHead(nn.Module):
         )
 
 
-class _FixedPoolHead(_PooledLinearHead):
-    """A `_PooledLinearHead` on a view with no parameters (last token, mean)."""
-
-    def __init__(self, hidden_size: int, bias: bool, backend: str):
-        super().__init__(hidden_size, bias, backend)
-        # The attention view is not read: its weight is a constant zero buffer, not a parameter.
-        self.register_buffer("unused_attn_weight", torch.zeros(hidden_size), persistent=False)
-
-    def pool(self, hidden, attention_mask, response_mask):
-        return ops.multiview_pool(
-            hidden, attention_mask, response_mask, attn_weight=self.unused_attn_weight, backend=self.backend
-        )
-
-
-class LastTokenHead(_FixedPoolHead):
+class LastTokenHead(_PooledLinearHead):
     """Reward from the last response token: `score(hidden[b, τ_b])`, `τ_b` the last response token (the
-    last real token when `response_mask` is None), for either padding side.
+    last real token when `response_mask` is None), for either padding side. One gather.
 
     With `bias=False` this is a transformers `*ForSequenceClassification` score head (`num_labels=1`):
     the linear is named `score`, so its `score.weight` loads as is.
 
     Args:
-        hidden_size: `D`. bias: add a bias to the score. backend: `adajudge.ops` backend.
+        hidden_size: `D`. bias: add a bias to the score. backend: `adajudge.ops` backend (kept for a uniform
+            constructor: this head calls no fused op).
     """
-
-    view = LAST
 
     def __init__(self, hidden_size: int, bias: bool = False, backend: str = "auto"):
         super().__init__(hidden_size, bias, backend)
 
+    def pool(self, hidden, attention_mask, response_mask):
+        return last_token_states(hidden, response_tokens(attention_mask, response_mask))
 
-class MeanPoolHead(_FixedPoolHead):
-    """Reward from the mean of the response tokens' hidden states.
+
+class MeanPoolHead(_PooledLinearHead):
+    """Reward from the mean of the response tokens' hidden states. One batched product.
 
     Args:
-        hidden_size: `D`. bias: add a bias to the score. backend: `adajudge.ops` backend.
+        hidden_size: `D`. bias: add a bias to the score. backend: `adajudge.ops` backend (kept for a uniform
+            constructor: this head calls no fused op).
     """
-
-    view = MEAN
 
     def __init__(self, hidden_size: int, bias: bool = True, backend: str = "auto"):
         super().__init__(hidden_size, bias, backend)
+
+    def pool(self, hidden, attention_mask, response_mask):
+        return masked_mean(hidden, response_tokens(attention_mask, response_mask))
 
 
 class AttentionPoolHead(_PooledLinearHead):
@@ -96,11 +80,9 @@ class AttentionPoolHead(_PooledLinearHead):
         hidden_size: `D`. bias: add a bias to the score. backend: `adajudge.ops` backend.
     """
 
-    view = ATTN
-
     def __init__(self, hidden_size: int, bias: bool = True, backend: str = "auto"):
         super().__init__(hidden_size, bias, backend)
         self.attention = MultiViewPooling(hidden_size, backend=backend)
 
     def pool(self, hidden, attention_mask, response_mask):
-        return self.attention(hidden, attention_mask, response_mask)
+        return self.attention.forward_unchecked(hidden, attention_mask, response_mask)[:, View.ATTN]

@@ -1,12 +1,11 @@
 """Choosing an implementation: `auto`, `triton`, `torch` or `reference`, never a silent fallback."""
-import importlib
-import importlib.util
 import os
 
 import torch
 
+from adajudge.validation import check_choice
+
 BACKENDS = ("auto", "triton", "torch", "reference")
-OPS = ("multiview_pool", "router_mix", "preference_loss")
 
 
 def triton_interpreter_enabled() -> bool:
@@ -14,40 +13,34 @@ def triton_interpreter_enabled() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-def resolve_backend(backend, device: torch.device) -> str:
-    """Map `backend` to `"triton"`, `"torch"` or `"reference"` for tensors on `device`, or raise."""
-    if not isinstance(backend, str) or backend not in BACKENDS:
-        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+def resolve_backend(backend, device: torch.device, dtype: torch.dtype) -> str:
+    """Map `backend` to `"triton"`, `"torch"` or `"reference"` for tensors of `dtype` on `device`, or raise.
+
+    `"auto"`: Triton on CUDA, the fused PyTorch path elsewhere. fp64 input runs the fused PyTorch path under
+    `"auto"` and `"triton"` alike: the kernels compute in fp32, and fp64 is asked for to be computed in fp64.
+    """
+    check_choice("backend", backend, BACKENDS)
+    if backend == "reference":
+        return "reference"
+    if dtype == torch.float64:
+        return "torch"
     if backend == "auto":
         return "triton" if device.type == "cuda" else "torch"
     if backend == "triton" and device.type != "cuda" and not triton_interpreter_enabled():
         raise ValueError(
-            f"backend='triton': expected CUDA tensors (or TRITON_INTERPRET=1 to run the kernels on the CPU), "
+            f"backend: expected CUDA tensors for 'triton' (or TRITON_INTERPRET=1 to run the kernels on the CPU), "
             f"got tensors on {device.type!r}; use backend='torch' or 'auto' there"
         )
     return backend
 
 
-def _import_triton_module(op: str):
-    try:
-        return importlib.import_module(f"adajudge.kernels.{op}")
-    except ModuleNotFoundError as error:
-        if error.name != "triton":
-            raise
+def triton_missing(error: ImportError):
+    """A stand-in for a Triton entry point when the `triton` package is absent: raises a clear error."""
+
+    def unavailable(*args, **kwargs):
         raise ModuleNotFoundError(
-            "backend='triton' needs the `triton` package, which is not installed; `pip install triton` or use backend='torch'"
+            "backend='triton' needs the `triton` package, which is not installed; `pip install triton` or use "
+            "backend='torch'"
         ) from error
 
-
-# Launcher modules per (backend, op). The fused PyTorch ones are imported now; the Triton ones too when CUDA is
-# present (so `torch.compile` never has to trace an import), otherwise on first use (the CPU interpreter).
-_IMPLEMENTATIONS = {("torch", op): importlib.import_module(f"adajudge.fused.{op}") for op in OPS}
-if torch.cuda.is_available() and importlib.util.find_spec("triton") is not None:
-    _IMPLEMENTATIONS |= {("triton", op): _import_triton_module(op) for op in OPS}
-
-
-def implementation(backend: str, op: str):
-    """The module holding `<op>_fwd` / `<op>_bwd` for a resolved backend (`"triton"` or `"torch"`)."""
-    if (backend, op) not in _IMPLEMENTATIONS:
-        _IMPLEMENTATIONS[backend, op] = _import_triton_module(op)
-    return _IMPLEMENTATIONS[backend, op]
+    return unavailable

@@ -2,31 +2,18 @@
 import torch
 
 from adajudge import reference
-from adajudge.ops.backend import implementation, resolve_backend
+from adajudge.fused.preference_loss import preference_loss_fused
+from adajudge.ops.backend import resolve_backend, triton_missing
 from adajudge.validation import FLOAT_DTYPES, check_choice, check_float, check_tensor
 
+try:
+    from adajudge.kernels.preference_loss import preference_loss_triton
+except ImportError as error:  # Triton is optional where it does not install
+    if error.name != "triton":
+        raise
+    preference_loss_triton = triton_missing(error)
+
 REDUCTIONS = ("mean", "sum", "none")
-
-
-class PreferenceLossFunction(torch.autograd.Function):
-    """Per-pair loss whose local gradients come out of the forward (`impl.preference_loss_fwd/_bwd`).
-
-    Representations get no gradient: the NormBT factor is a stop-gradient (DESIGN.md §6).
-    """
-
-    @staticmethod
-    def forward(ctx, chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, options, impl):
-        loss, saved = impl.preference_loss_fwd(chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, *options)
-        ctx.impl = impl
-        ctx.dtypes = [None if t is None else t.dtype for t in (chosen, rejected, margin, weights)]
-        ctx.save_for_backward(*saved)
-        return loss
-
-    @staticmethod
-    def backward(ctx, grad_loss):
-        grads = ctx.impl.preference_loss_bwd(grad_loss, ctx.saved_tensors)
-        grads = [None if dtype is None else g.to(dtype) for g, dtype in zip(grads, ctx.dtypes)]
-        return (*grads, None, None, None, None, None)
 
 
 def _validate(chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, temperature, gamma, center_coef, eps, reduction):
@@ -98,21 +85,22 @@ def preference_loss(
         >>> loss = preference_loss(r_chosen, r_rejected, gamma=2.0)  # focal BT
     """
     _validate(chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, temperature, gamma, center_coef, eps, reduction)
-    resolved = resolve_backend(backend, chosen.device)
-    if resolved == "reference":
-        per_pair = reference.preference_loss(
-            chosen, rejected, margin=margin, temperature=temperature, gamma=gamma, weights=weights,
-            center_coef=center_coef, chosen_repr=chosen_repr, rejected_repr=rejected_repr,
-            norm_scale=norm_scale, eps=eps, reduction="none",
-        )
-    else:
-        impl = implementation(resolved, "preference_loss")
-        if chosen_repr is not None:
-            chosen_repr, rejected_repr = chosen_repr.detach(), rejected_repr.detach()
-        if isinstance(norm_scale, torch.Tensor):
-            norm_scale = norm_scale.detach()
-        options = (float(temperature), float(gamma), float(center_coef), float(eps))
-        per_pair = PreferenceLossFunction.apply(chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, options, impl)
+    if chosen_repr is not None:
+        chosen_repr, rejected_repr = chosen_repr.detach(), rejected_repr.detach()
+    if isinstance(norm_scale, torch.Tensor):
+        norm_scale = norm_scale.detach()
+    options = (float(temperature), float(gamma), float(center_coef), float(eps))
+    match resolve_backend(backend, chosen.device, chosen.dtype):
+        case "reference":
+            per_pair = reference.preference_loss(
+                chosen, rejected, margin=margin, temperature=temperature, gamma=gamma, weights=weights,
+                center_coef=center_coef, chosen_repr=chosen_repr, rejected_repr=rejected_repr,
+                norm_scale=norm_scale, eps=eps, reduction="none",
+            )
+        case "torch":
+            per_pair = preference_loss_fused(chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, options)
+        case "triton":
+            per_pair = preference_loss_triton(chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, options)
     if reduction == "mean":
         return per_pair.mean()
     if reduction == "sum":
