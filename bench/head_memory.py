@@ -1,7 +1,7 @@
 """`AdaJudgeHead` on a bf16 backbone's hidden states: peak memory and time of the head pooling `hidden` in
 bf16, against upcasting it to fp32 first, in one run.
 
-    python -m bench.head_memory --out bench-results            # CPU, B=4 T=512 D=512
+    python -m bench.head_memory --out bench-results            # CPU
     python -m bench.head_memory --device cuda --out bench-results
 
 The head's parameters are fp32 (a head trained in fp32 on a bf16 backbone). Two calls of the same head on
@@ -17,7 +17,11 @@ training step of the head on a frozen backbone: forward + backward, gradients to
 `train_all` (`hidden` requires grad, as when the backbone is trained too: the backward also writes
 `dhidden`). Each with `num_blocks=0` (no refinement: pooling reads the backbone's states directly) and
 `num_blocks=1` (the refinement's matmuls need one dtype, so `hidden` becomes fp32 at the first block
-either way, and the two calls should come out close).
+either way, and the two calls should come out close). Sizes (`SHAPES`): without blocks, large enough that
+the fp32 copy of `hidden` (256 MiB on CPU) is several times the slab in which the fused PyTorch path
+upcasts bf16 (64 MiB, `adajudge.fused.multiview_pool`); while the fp32 copy fits in a slab or two, the CPU
+path holds about as much fp32 as the upcast does and pooling in bf16 saves nothing there. With a block,
+smaller (its matmuls dominate the time).
 
 Peak memory is `bench.memory`'s (tensor bytes held at once above the live set before the call: the PyTorch
 profiler's allocation events on CPU, the CUDA allocator's counters on CUDA); `peak_ratio` is
@@ -41,7 +45,12 @@ from bench.timing import synchronize, time_cpu, time_cuda
 
 MODES = ("score", "train_head", "train_all")
 NUM_BLOCKS = (0, 1)
-SHAPES = {"cpu": {"B": 4, "T": 512, "D": 512}, "cuda": {"B": 8, "T": 1024, "D": 2048}}
+SHAPES = {  # (device type, num_blocks) -> shape
+    ("cpu", 0): {"B": 16, "T": 2048, "D": 2048},
+    ("cpu", 1): {"B": 4, "T": 256, "D": 512},
+    ("cuda", 0): {"B": 16, "T": 2048, "D": 4096},
+    ("cuda", 1): {"B": 8, "T": 1024, "D": 2048},
+}
 TINY_SHAPE = {"B": 2, "T": 64, "D": 64}
 
 
@@ -98,24 +107,24 @@ def compare(shape: dict, *, num_blocks: int, mode: str, device: torch.device, ro
 
 
 def run(device: torch.device, *, shape: dict | None = None, rounds: int = 5) -> dict:
-    """Every (num_blocks, mode) row at `shape` (default: `SHAPES[device.type]`)."""
-    shape = dict(shape or SHAPES[device.type])
-    rows = [compare(shape, num_blocks=k, mode=mode, device=device, rounds=rounds) for k in NUM_BLOCKS for mode in MODES]
-    return {"device": device.type, "hidden_dtype": "bfloat16", "head_dtype": "float32", "shape": shape, "rows": rows}
+    """Every (num_blocks, mode) row, at `shape` or else at `SHAPES[(device.type, num_blocks)]`."""
+    rows = [compare(dict(shape or SHAPES[device.type, k]), num_blocks=k, mode=mode, device=device, rounds=rounds)
+            for k in NUM_BLOCKS for mode in MODES]
+    return {"device": device.type, "hidden_dtype": "bfloat16", "head_dtype": "float32", "rows": rows}
 
 
 def markdown(result: dict) -> str:
     lines = [
-        f"_`AdaJudgeHead` (fp32 parameters) on bf16 `hidden` {result['shape']}, {result['device']}: "
-        "pooled in bf16 vs upcast to fp32 first_  ",
+        f"_`AdaJudgeHead` (fp32 parameters) on bf16 `hidden`, {result['device']}: pooled in bf16 vs upcast to fp32 first_  ",
         "",
-        "| num_blocks | mode | bf16 peak MiB | upcast peak MiB | peak ratio | bf16 ms | upcast ms | time ratio |",
-        "|---|---|---|---|---|---|---|---|",
+        "| num_blocks | shape | mode | bf16 peak MiB | upcast peak MiB | peak ratio | bf16 ms | upcast ms | time ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         mib = lambda name: row[name]["peak_memory_bytes"] / 2**20
+        shape = " ".join(f"{k}={v}" for k, v in row["shape"].items())
         lines.append(
-            f"| {row['num_blocks']} | {row['mode']} | {mib('bf16'):.2f} | {mib('upcast'):.2f} | {row['peak_ratio']:.2f} "
+            f"| {row['num_blocks']} | {shape} | {row['mode']} | {mib('bf16'):.2f} | {mib('upcast'):.2f} | {row['peak_ratio']:.2f} "
             f"| {row['bf16']['median_ms']:.2f} | {row['upcast']['median_ms']:.2f} | {row['time_ratio']:.2f} |"
         )
     return "\n".join(lines) + "\n"

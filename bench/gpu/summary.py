@@ -63,10 +63,12 @@ def _head_memory(step: dict) -> list[str]:
     rows = step.get("rows", [])
     if not rows:
         return []
-    lines = [f"**AdaJudgeHead on bf16 hidden {step['shape']}** (fp32 head): pooled in bf16 vs upcast first", "",
-             "| num_blocks | mode | bf16 peak MiB | upcast peak MiB | peak ratio | bf16 ms | upcast ms |", "|---|---|---|---|---|---|---|"]
+    lines = ["**AdaJudgeHead on bf16 hidden** (fp32 head): pooled in bf16 vs upcast first", "",
+             "| num_blocks | shape | mode | bf16 peak MiB | upcast peak MiB | peak ratio | bf16 ms | upcast ms |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['num_blocks']} | {r['mode']} | {_mib(r['bf16']['peak_memory_bytes'])} | {_mib(r['upcast']['peak_memory_bytes'])} "
+        shape = " ".join(f"{k}={v}" for k, v in r["shape"].items())
+        lines.append(f"| {r['num_blocks']} | {shape} | {r['mode']} | {_mib(r['bf16']['peak_memory_bytes'])} | {_mib(r['upcast']['peak_memory_bytes'])} "
                      f"| {r['peak_ratio']:.2f} | {r['bf16']['median_ms']:.3f} | {r['upcast']['median_ms']:.3f} |")
     return lines
 
