@@ -1,11 +1,25 @@
-"""Ahead-of-time compile of every adajudge kernel for sm_80 and sm_90, with no GPU (DESIGN.md §10).
+"""Ahead-of-time build of every kernel variant the launchers produce, for sm_80 and sm_90, with no GPU
+(docs/design.md §10), plus what `torch.compile`'s Inductor believes each kernel writes.
 
-`python -m adajudge.kernels.compile_check` builds each kernel with the block sizes its launcher would pick,
-at hidden sizes 576 … 8192 in fp32/bf16/fp16, reads the cubin's registers, stack and shared memory with the
-`cuobjdump` shipped in Triton's wheel, counts local-memory spill instructions (`LDL`/`STL`) in its SASS,
-prints one row per kernel × target × size × dtype and exits 1 on any failure or spill.
+`python -m adajudge.kernels.compile_check` runs every launcher of the library on CPU tensors with launches
+recorded and not executed (`launch.record_launches(execute=False)`): padded and packed (int32 and int64
+`cu_seqlens`) pooling, with and without bias, both forward variants (fused, two_phase), the backward, the
+router mix, and the preference loss in each of its NormBT modes with margin and weights. Each recorded
+launch is then built by Triton's own `JITFunction.warmup` against a stand-in driver whose target is the
+requested GPU architecture, so the build carries exactly the runtime's specialisations (16-byte alignment,
+divisibility by 16, the constexprs and warps the launcher chose). For each build it reads the cubin's
+registers, stack and shared memory with the `cuobjdump` shipped in Triton's wheel, counts local-memory
+spill instructions (`LDL`/`STL`) in its SASS, and runs Inductor's TTIR mutation analysis
+(`torch._higher_order_ops.triton_kernel_wrap.identify_accessed_tensors`) to list the caller's tensors the
+kernel is believed to write. A row fails on a build error, a spill, stack use, or a write to any tensor
+the caller passed in. Exit status 1 on any failure.
+
+The builds run in a process without `TRITON_INTERPRET` (the interpreter replaces the kernels with
+Python): `compile_rows` starts one when called from a process that has it on.
 """
 import argparse
+import contextlib
+import json
 import os
 import re
 import subprocess
@@ -15,60 +29,128 @@ from pathlib import Path
 
 os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # pinned: fusion changes codegen and registers
 
+import torch  # noqa: E402
 import triton  # noqa: E402
+from torch._higher_order_ops.triton_kernel_wrap import identify_accessed_tensors  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
-from triton.compiler import ASTSource  # noqa: E402
+from triton.runtime.driver import driver  # noqa: E402
 
-from adajudge.kernels import multiview_pool, preference_loss, router_mix  # noqa: E402
-from adajudge.kernels.launch import NUM_STAGES, POOL_WARPS, SMALL_WARPS, token_tile  # noqa: E402
+from adajudge.kernels.launch import record_launches  # noqa: E402
 
 ARCHS = (80, 90)
 HIDDEN_SIZES = (576, 896, 2048, 3584, 4096, 8192)
 DTYPES = ("fp32", "bf16", "fp16")
-ELEMENT_SIZE = {"fp32": 4, "bf16": 2, "fp16": 2}
+TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 CUDA_BIN = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
+# The shapes the launchers are run at: small, since only block sizes, warps and specialisations matter.
+ROWS, TOKENS, PAIRS = 3, 37, 70
+PACKED_LENGTHS = (5, 0, 12, 20)
 
 
-def _kernel_specs(dim: int, dtype: str):
-    """`(name, jit_fn, signature, constexprs, num_warps)` for every kernel, as the launchers configure them."""
-    block_t, block_d = token_tile(dim, ELEMENT_SIZE[dtype])
-    combine_block_d = min(triton.next_power_of_2(dim), 1024)
-    h, i32, f32 = f"*{dtype}", "i32", "fp32"
-    yield "multiview_pool_fwd", multiview_pool.multiview_pool_fwd_kernel, {
-        "hidden": h, "kinds": "*i8", "attn_weight": h, "attn_bias": h, "cu_seqlens": "*i32",
-        "scores": "*fp32", "partial_acc": "*fp32", "partial_stats": "*fp32",
-        "T": i32, "D": i32, "chunk_len": i32, "num_splits": i32, "stride_hb": "i64", "stride_ht": "i64",
-    }, {"HAS_BIAS": True, "IS_VARLEN": False, "BLOCK_T": block_t, "BLOCK_D": block_d}, POOL_WARPS
-    yield "multiview_pool_combine", multiview_pool.multiview_pool_combine_kernel, {
-        "hidden": h, "cu_seqlens": "*i32", "partial_acc": "*fp32", "partial_stats": "*fp32",
-        "views": h, "z_attn": "*fp32", "lse": "*fp32", "counts": "*fp32", "last_index": "*i32",
-        "D": i32, "num_splits": i32, "stride_hb": "i64", "stride_ht": "i64",
-    }, {"IS_VARLEN": False, "BLOCK_D": combine_block_d}, POOL_WARPS
-    yield "multiview_pool_bwd", multiview_pool.multiview_pool_bwd_kernel, {
-        "hidden": h, "kinds": "*i8", "scores": "*fp32", "cu_seqlens": "*i32", "attn_weight": h,
-        "grad_views": h, "z_attn": "*fp32", "lse": "*fp32", "counts": "*fp32", "last_index": "*i32",
-        "d_hidden": h, "partial_dw": "*fp32", "partial_db": "*fp32",
-        "T": i32, "D": i32, "chunk_len": i32, "num_splits": i32, "stride_hb": "i64", "stride_ht": "i64",
-        "stride_gb": "i64", "stride_gv": "i64", "stride_gd": "i64",
-    }, {"IS_VARLEN": False, "BLOCK_T": block_t, "BLOCK_D": block_d}, POOL_WARPS
-    yield "router_mix_fwd", router_mix.router_mix_fwd_kernel, {
-        "router_logits": h, "view_scores": h, "reward": "*fp32", "probs": "*fp32", "log_probs": "*fp32",
-        "entropy": "*fp32", "B": i32, "V": i32, "inv_temperature": f32, "stride_ub": i32, "stride_sb": i32,
-    }, {"BLOCK_B": router_mix.BLOCK_B, "BLOCK_V": 4}, SMALL_WARPS
-    yield "router_mix_bwd", router_mix.router_mix_bwd_kernel, {
-        "probs": "*fp32", "log_probs": "*fp32", "view_scores": h, "grad_reward": "*fp32", "grad_probs": "*fp32",
-        "grad_entropy": "*fp32", "d_logits": "*fp32", "d_scores": "*fp32",
-        "B": i32, "V": i32, "inv_temperature": f32, "stride_sb": i32,
-    }, {"BLOCK_B": router_mix.BLOCK_B, "BLOCK_V": 4}, SMALL_WARPS
-    for batch_mean in (False, True):
-        yield f"preference_loss_fwd{'_batch_mean' if batch_mean else ''}", preference_loss.preference_loss_fwd_kernel, {
-            "chosen": h, "rejected": h, "margin": h, "weights": h, "chosen_repr": h, "rejected_repr": h,
-            "norm_scale": "*fp32", "loss": "*fp32", "d_delta": "*fp32", "d_center": "*fp32", "unweighted": "*fp32",
-            "distance": "*fp32", "N": i32, "D": i32, "inv_temperature": f32, "gamma": f32, "center_coef": f32,
-            "eps": f32, "stride_c": i32, "stride_r": i32, "stride_m": i32, "stride_w": i32, "stride_cr": i32,
-            "stride_rr": i32,
-        }, {"HAS_MARGIN": True, "HAS_WEIGHTS": True, "HAS_REPR": True, "BATCH_MEAN_SCALE": batch_mean,
-            "BLOCK_N": preference_loss.BLOCK_N, "BLOCK_D": preference_loss.BLOCK_D}, SMALL_WARPS
+class AheadOfTimeDriver:
+    """What `JITFunction.warmup` asks of Triton's active driver, for a GPU that is not here."""
+
+    def __init__(self, arch: int):
+        self.arch = arch
+
+    def get_current_target(self):
+        return GPUTarget("cuda", self.arch, 32)
+
+    def get_current_device(self):
+        return self.arch  # one kernel cache per architecture
+
+    def get_current_stream(self, device=None):
+        return 0
+
+    def get_active_torch_device(self):
+        return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def ahead_of_time(arch: int):
+    """Make Triton build for `cuda:sm_<arch>` with no GPU, for the duration of the block."""
+    previous = driver._active
+    driver.set_active(AheadOfTimeDriver(arch))
+    try:
+        yield
+    finally:
+        driver._active = previous
+
+
+def _pooling_launches(dim: int, dtype: torch.dtype):
+    """`(variant, launches, caller_tensors)` for every pooling forward and backward configuration."""
+    from adajudge.kernels import multiview_pool as pool
+
+    gen = torch.Generator().manual_seed(0)
+    weight = torch.randn(dim, generator=gen).to(dtype)
+    bias = torch.randn((), generator=gen).to(dtype)
+    layouts = {"padded": (torch.randn(ROWS, TOKENS, dim, generator=gen).to(dtype), None, 0)}
+    for index_dtype in (torch.int32, torch.int64):
+        cu = torch.tensor([0, *torch.tensor(PACKED_LENGTHS).cumsum(0).tolist()], dtype=index_dtype)
+        hidden = torch.randn(int(cu[-1]), dim, generator=gen).to(dtype)
+        layouts[f"packed_{str(index_dtype).removeprefix('torch.')}"] = (hidden, cu, max(PACKED_LENGTHS))
+    for layout, (hidden, cu, max_seqlen) in layouts.items():
+        kinds = torch.randint(0, 3, hidden.shape[:-1], generator=gen, dtype=torch.int8)
+        for variant in pool.FORWARD_VARIANTS:
+            for attn_bias in (bias, None):
+                inputs = (hidden, kinds, weight, attn_bias, cu)
+                os.environ["ADAJUDGE_POOL_FORWARD"] = variant
+                try:
+                    with record_launches(execute=False) as launches:
+                        outputs = pool.multiview_pool_fwd(*inputs, max_seqlen)
+                finally:
+                    os.environ.pop("ADAJUDGE_POOL_FORWARD")
+                name = f"{layout}/{variant}/{'bias' if attn_bias is not None else 'no_bias'}"
+                yield f"fwd {name}", launches, inputs
+        views, scores, z_attn, lse, counts, last_index = outputs
+        grad = torch.randn(views.shape, generator=gen).to(dtype)
+        inputs = (grad, hidden, kinds, scores, cu, weight, z_attn, lse, counts, last_index)
+        with record_launches(execute=False) as launches:
+            pool.multiview_pool_bwd(*inputs, max_seqlen)
+        yield f"bwd {layout}", launches, inputs
+
+
+def _router_launches(dtype: torch.dtype):
+    from adajudge.kernels import router_mix
+
+    gen = torch.Generator().manual_seed(1)
+    logits, scores = (torch.randn(ROWS * 7, 3, generator=gen).to(dtype) for _ in range(2))
+    with record_launches(execute=False) as launches:
+        reward, probs, entropy, log_probs = router_mix.router_mix_fwd(logits, scores, 1.0)
+    yield "fwd", launches, (logits, scores)
+    inputs = (reward, probs, entropy, probs, log_probs, scores)
+    with record_launches(execute=False) as launches:
+        router_mix.router_mix_bwd(*inputs, 1.0)
+    yield "bwd", launches, inputs
+
+
+def _loss_launches(dim: int, dtype: torch.dtype):
+    from adajudge.kernels import preference_loss
+
+    gen = torch.Generator().manual_seed(2)
+    rewards = [torch.randn(PAIRS, generator=gen).to(dtype) for _ in range(4)]  # chosen, rejected, margin, weights
+    reprs = [torch.randn(PAIRS, dim, generator=gen).to(dtype) for _ in range(2)]
+    scale = torch.tensor(1.5)
+    modes = {"bt": (None, None, None, None), "normbt_scalar": (*reprs, None, 1.5),
+             "normbt_tensor": (*reprs, scale, None), "normbt_batch_mean": (*reprs, None, None)}
+    for mode, (chosen_repr, rejected_repr, norm_scale, norm_value) in modes.items():
+        inputs = (*rewards, chosen_repr, rejected_repr, norm_scale)
+        with record_launches(execute=False) as launches:
+            preference_loss.preference_loss_fwd(*inputs, norm_value, 1.0, 2.0, 0.01, 1e-6)
+        yield f"fwd {mode}", launches, tuple(t for t in inputs if t is not None)
+
+
+def runtime_launches(dim: int, dtype_name: str):
+    """`(op, variant, launch, caller_tensors)` for every kernel launch of every op configuration at `dim`."""
+    dtype = TORCH_DTYPES[dtype_name]
+    for op, variants in (
+        ("multiview_pool", _pooling_launches(dim, dtype)),
+        ("router_mix", _router_launches(dtype)),
+        ("preference_loss", _loss_launches(dim, dtype)),
+    ):
+        for variant, launches, caller_tensors in variants:
+            for launch in launches:
+                yield op, variant, launch, caller_tensors
 
 
 def _resource_usage(cubin: bytes) -> dict:
@@ -87,38 +169,68 @@ def _resource_usage(cubin: bytes) -> dict:
     }
 
 
-def _build(fn, signature, constexprs, target, num_warps) -> dict:
+def _inputs_written(launch, caller_tensors) -> list[str]:
+    """Names of the kernel arguments that are tensors the caller passed in and that Inductor's TTIR
+    analysis believes the kernel writes."""
+    accesses = identify_accessed_tensors(launch.kernel, dict(launch.arguments), {})
+    written = {dep.name for dep in accesses.read_writes.writes}
+    return sorted(
+        name for name in written
+        if any(launch.arguments[name] is tensor for tensor in caller_tensors)
+    )
+
+
+def _build(launch, variant: str, dtype: str, caller_tensors, cache: dict) -> dict:
+    """One row's measurements. `cache` keeps each distinct build's resource use and each (kernel, variant,
+    dtype)'s mutation analysis (the TTIR's stores do not depend on the architecture or the hidden size)."""
     try:
-        full_signature = {**signature, **{key: "constexpr" for key in constexprs}}
-        source = ASTSource(fn, full_signature, constexprs)
-        compiled = triton.compile(source, target=target, options={"num_warps": num_warps, "num_stages": NUM_STAGES})
-        usage = _resource_usage(compiled.asm["cubin"])
-        return usage | {"ok": usage["spills"] == 0 and usage["stack_bytes"] == 0, "error": ""}
+        options = {"num_warps": launch.num_warps, "num_stages": launch.num_stages}
+        compiled = launch.kernel.warmup(**launch.arguments, grid=launch.grid, **options,
+                                        **({"maxnreg": launch.maxnreg} if launch.maxnreg else {}))
+        if id(compiled) not in cache:
+            cache[id(compiled)] = (compiled, _resource_usage(compiled.asm["cubin"]))
+        usage = cache[id(compiled)][1]
+        if (launch.name, variant, dtype) not in cache:
+            cache[launch.name, variant, dtype] = _inputs_written(launch, caller_tensors)
+        inputs_written = cache[launch.name, variant, dtype]
+        ok = usage["spills"] == 0 and usage["stack_bytes"] == 0 and not inputs_written
+        return usage | {"build": compiled.hash[:16], "inputs_written": inputs_written, "ok": ok, "error": ""}
     except Exception as error:  # a failed build is a reported row, not a crash of the check
-        return {"registers": None, "stack_bytes": None, "shared_bytes": None, "spills": None,
+        return {"registers": None, "stack_bytes": None, "shared_bytes": None, "spills": None, "build": None, "inputs_written": None,
                 "ok": False, "error": f"{type(error).__name__}: {error}".splitlines()[0][:200]}
 
 
-def compile_rows(archs=ARCHS, hidden_sizes=HIDDEN_SIZES, dtypes=DTYPES, kernels=None) -> list[dict]:
-    """Compile every kernel (or those named in `kernels`) for every (arch, hidden size, dtype).
-
-    Keys: kernel, arch, hidden_size, dtype, registers, stack_bytes, shared_bytes, spills, ok, error.
-    `ok` is False when the build failed or spilled. Identical builds (the same kernel, target, dtype and
-    constexprs at two hidden sizes) are compiled once and reported for each size.
-    """
-    rows, builds = [], {}
+def _compile_rows_here(archs, hidden_sizes, dtypes, kernels) -> list[dict]:
+    rows, cache = [], {}
     for arch in archs:
-        target = GPUTarget("cuda", arch, 32)
-        for dim in hidden_sizes:
-            for dtype in dtypes:
-                for name, fn, signature, constexprs, num_warps in _kernel_specs(dim, dtype):
-                    if kernels is not None and name not in kernels:
-                        continue
-                    key = (name, arch, dtype, num_warps, tuple(sorted(constexprs.items())))
-                    if key not in builds:
-                        builds[key] = _build(fn, signature, constexprs, target, num_warps)
-                    rows.append({"kernel": name, "arch": f"sm_{arch}", "hidden_size": dim, "dtype": dtype, **builds[key]})
+        with ahead_of_time(arch):
+            for dim in hidden_sizes:
+                for dtype in dtypes:
+                    for op, variant, launch, caller_tensors in runtime_launches(dim, dtype):
+                        if kernels is not None and launch.name not in kernels:
+                            continue
+                        rows.append({"kernel": launch.name, "op": op, "variant": variant, "arch": f"sm_{arch}",
+                                     "hidden_size": dim, "dtype": dtype, **_build(launch, variant, dtype, caller_tensors, cache)})
     return rows
+
+
+def compile_rows(archs=ARCHS, hidden_sizes=HIDDEN_SIZES, dtypes=DTYPES, kernels=None) -> list[dict]:
+    """Build every recorded launch for every (arch, hidden size, dtype).
+
+    Keys: kernel, op, variant, arch, hidden_size, dtype, registers, stack_bytes, shared_bytes, spills,
+    build (the compiled kernel's hash), inputs_written, ok, error. Identical builds are compiled once (Triton's cache) and reported per launch.
+    """
+    if os.environ.get("TRITON_INTERPRET", "0") != "1":
+        return _compile_rows_here(archs, hidden_sizes, dtypes, kernels)
+    command = [sys.executable, "-m", "adajudge.kernels.compile_check", "--json",
+               "--arch", *map(str, archs), "--hidden-size", *map(str, hidden_sizes), "--dtype", *dtypes]
+    if kernels is not None:
+        command += ["--kernel", *kernels]
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if not done.stdout.strip():
+        raise RuntimeError(f"compile check subprocess failed: {done.stderr.strip()[-500:]}")
+    return json.loads(done.stdout)
 
 
 def main(argv=None) -> int:
@@ -127,16 +239,26 @@ def main(argv=None) -> int:
     parser.add_argument("--hidden-size", type=int, nargs="+", default=list(HIDDEN_SIZES))
     parser.add_argument("--dtype", nargs="+", default=list(DTYPES), choices=DTYPES)
     parser.add_argument("--kernel", nargs="+", default=None, help="only these kernels (names as printed)")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     args = parser.parse_args(argv)
     rows = compile_rows(args.arch, args.hidden_size, args.dtype, args.kernel)
-    header = f"{'kernel':32s} {'arch':6s} {'D':>5s} {'dtype':5s} {'regs':>4s} {'stack':>5s} {'smem':>6s} {'spills':>6s}  status"
-    print(header)
+    failures = sum(not row["ok"] for row in rows)
+    if args.json:
+        print(json.dumps(rows))
+        return 1 if failures else 0
+    print(f"{'kernel':34s} {'variant':34s} {'arch':6s} {'D':>5s} {'dtype':5s} {'regs':>4s} {'stack':>5s} {'smem':>6s} {'spills':>6s}  status")
     for row in rows:
         cells = [str(row[key]) if row[key] is not None else "-" for key in ("registers", "stack_bytes", "shared_bytes", "spills")]
-        status = "ok" if row["ok"] else f"FAIL {row['error']}"
-        print(f"{row['kernel']:32s} {row['arch']:6s} {row['hidden_size']:5d} {row['dtype']:5s} {cells[0]:>4s} {cells[1]:>5s} {cells[2]:>6s} {cells[3]:>6s}  {status}")
-    failures = sum(not row["ok"] for row in rows)
-    print(f"{len(rows)} builds, {failures} failed or spilled")
+        if row["ok"]:
+            status = "ok"
+        elif row["error"]:
+            status = f"FAIL {row['error']}"
+        else:
+            status = f"FAIL spills/stack, or writes caller tensors {row['inputs_written']}"
+        print(f"{row['kernel']:34s} {row['variant']:34s} {row['arch']:6s} {row['hidden_size']:5d} {row['dtype']:5s} "
+              f"{cells[0]:>4s} {cells[1]:>5s} {cells[2]:>6s} {cells[3]:>6s}  {status}")
+    unique = len({row["build"] for row in rows if row["build"]})
+    print(f"{len(rows)} launches checked ({unique} distinct builds), {failures} failed, spilled or write their inputs")
     return 1 if failures else 0
 
 

@@ -28,6 +28,10 @@ TILE_BYTES = 128 << 10
 # Elements of one [BLOCK_T, BLOCK_D] register tile, and the warps that share it (8 fp32 per thread).
 TILE_ELEMENTS = 2048
 POOL_WARPS = 8
+# Register cap of those 8-warp programs (ptxas `maxnreg`): two programs per SM fit in the register file
+# (2 · 256 threads · 128 = 64 Ki registers). Left to itself, ptxas gave the packed 16-bit backward 80 registers
+# and spilled 2 values at sm_90; with the cap it takes 96 and spills nothing (compile check).
+POOL_MAX_REGISTERS = 128
 # Warps for the small [B, V] and [N] kernels.
 SMALL_WARPS = 4
 # Software-pipelining depth of every kernel's loops: 1 (none); deeper pipelines multiply the registers of
@@ -53,6 +57,7 @@ class Launch:
     arguments: dict
     num_warps: int
     num_stages: int
+    maxnreg: int | None
 
     @property
     def name(self) -> str:
@@ -79,22 +84,25 @@ def record_launches(*, execute: bool = True):
         _recording, _execute = previous
 
 
-def launch(kernel, grid: tuple[int, ...], *, num_warps: int, num_stages: int = NUM_STAGES, **arguments) -> None:
+def launch(
+    kernel, grid: tuple[int, ...], *, num_warps: int, num_stages: int = NUM_STAGES, maxnreg: int | None = None, **arguments
+) -> None:
     """Launch `kernel[grid](**arguments)`; raise `ValueError` for a grid CUDA would refuse.
 
-    Keyword arguments only, as at every launch site of the library. An empty grid (a zero-sized batch)
-    launches nothing.
+    Keyword arguments only, as at every launch site of the library. `maxnreg` caps the registers per thread
+    (None: ptxas decides). An empty grid (a zero-sized batch) launches nothing.
     """
     for axis, (size, limit) in enumerate(zip(grid, GRID_LIMITS)):
         if size > limit:
             raise ValueError(f"grid: expected axis {axis} <= {limit} (CUDA's limit), got {size} for {kernel}")
     if _recording is not None:
-        _recording.append(Launch(kernel, tuple(grid), arguments, num_warps, num_stages))
+        _recording.append(Launch(kernel, tuple(grid), arguments, num_warps, num_stages, maxnreg))
         if not _execute:
             return
     if min(grid) == 0:
         return
-    wrap_triton(kernel)[grid](**arguments, num_warps=num_warps, num_stages=num_stages)
+    options = {"num_warps": num_warps, "num_stages": num_stages} | ({"maxnreg": maxnreg} if maxnreg else {})
+    wrap_triton(kernel)[grid](**arguments, **options)
 
 
 def on_device(tensor: torch.Tensor):
@@ -141,12 +149,16 @@ def force_tile_plan(*, block_t: int | None = None, block_d: int | None = None, n
         _forced.update(previous)
 
 
+def forced_tile(block_t: int, block_d: int) -> tuple[int, int]:
+    """`(block_t, block_d)`, or the sizes `force_tile_plan` imposes."""
+    return _forced.get("block_t", block_t), _forced.get("block_d", block_d)
+
+
 def token_tile(dim: int, element_size: int) -> tuple[int, int]:
     """`(BLOCK_T, BLOCK_D)` for sweeping `[tokens, dim]` rows: BLOCK_T tokens, D in chunks of BLOCK_D."""
     fit = max(1, TILE_BYTES // (dim * element_size))
     block_t = min(max(1 << (fit.bit_length() - 1), 4), 16)  # largest power of two that fits, in [4, 16]
-    block_d = min(triton.next_power_of_2(dim), max(64, TILE_ELEMENTS // block_t))
-    return _forced.get("block_t", block_t), _forced.get("block_d", block_d)
+    return forced_tile(block_t, min(triton.next_power_of_2(dim), max(64, TILE_ELEMENTS // block_t)))
 
 
 def token_splits(length: int, rows: int, block_t: int, device: torch.device, *, programs_per_row: int = 1) -> tuple[int, int]:

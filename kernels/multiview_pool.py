@@ -52,8 +52,10 @@ from torch.library import triton_op
 
 from adajudge.kernels.launch import (
     MAX_SPLITS,
+    POOL_MAX_REGISTERS,
     POOL_WARPS,
     SMALL_WARPS,
+    forced_tile,
     launch,
     on_device,
     plan_token_sweep,
@@ -94,14 +96,14 @@ STATS = tl.constexpr(5)
 
 
 @triton.jit
-def _row_span(cu_seqlens, i_b, max_len, stride_hb, stride_ht, IS_VARLEN: tl.constexpr):
+def _row_span(bos, eos, i_b, max_len, stride_hb, stride_ht, IS_VARLEN: tl.constexpr):
     """`(token0, hidden0, length)` of row `i_b`: the offset of its first token in the token-indexed buffers
-    (kinds, scores; times D in dH), the offset of its first element in `hidden`, its length. Offsets, not
-    pointers, so that no pointer derived from an input ever reaches a store."""
+    (kinds, scores; times D in dH), the offset of its first element in `hidden`, its length. Packed rows
+    pass their boundaries `bos = cu_seqlens[i_b]`, `eos = cu_seqlens[i_b + 1]` as values the kernel loaded
+    itself: a helper given the `cu_seqlens` pointer would make Inductor's mutation analysis believe every
+    store addressed through its results writes `cu_seqlens`."""
     if IS_VARLEN:
-        bos = tl.load(cu_seqlens + i_b).to(tl.int64)
-        length = (tl.load(cu_seqlens + i_b + 1) - tl.load(cu_seqlens + i_b)).to(tl.int32)
-        return bos, bos * stride_ht, length
+        return bos.to(tl.int64), bos.to(tl.int64) * stride_ht, (eos - bos).to(tl.int32)
     else:
         row = i_b.to(tl.int64)
         return row * max_len, row * stride_hb, max_len
@@ -133,7 +135,8 @@ def multiview_pool_fwd_kernel(
     variant): the split's three accumulators too; without (phase 1 of two_phase): nothing else."""
     pid = tl.program_id(0)
     i_b, i_s = pid // num_splits, pid % num_splits
-    token0, hidden0, length = _row_span(cu_seqlens, i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
+    token0, hidden0, length = _row_span(tl.load(cu_seqlens + i_b) if IS_VARLEN else 0, tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
+                                        i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
     start = i_s * chunk_len
     end = tl.minimum(start + chunk_len, length)
     split = i_b.to(tl.int64) * num_splits + i_s
@@ -210,7 +213,8 @@ def multiview_pool_accumulate_kernel(
     d_tiles = tl.cdiv(D, BLOCK_D)
     work, i_d = pid // d_tiles, pid % d_tiles
     i_b, i_s = work // num_splits, work % num_splits
-    token0, hidden0, length = _row_span(cu_seqlens, i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
+    token0, hidden0, length = _row_span(tl.load(cu_seqlens + i_b) if IS_VARLEN else 0, tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
+                                        i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
     start = i_s * chunk_len
     end = tl.minimum(start + chunk_len, length)
     m_row = _row_score_max(partial_stats, i_b, num_stat_splits, BLOCK_S)
@@ -254,7 +258,8 @@ def multiview_pool_combine_kernel(
     i_b, i_d = pid // d_tiles, pid % d_tiles
     offs_d = i_d * BLOCK_D + tl.arange(0, BLOCK_D)
     mask_d = offs_d < D
-    _, hidden0, _ = _row_span(cu_seqlens, i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
+    _, hidden0, _ = _row_span(tl.load(cu_seqlens + i_b) if IS_VARLEN else 0, tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
+                                        i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
 
     offs_s = tl.arange(0, BLOCK_S)
     mask_s = offs_s < num_stat_splits
@@ -323,7 +328,8 @@ def multiview_pool_bwd_kernel(
     db = 0.0
     for work in range(pid, num_work, tl.num_programs(0)):
         i_b, i_s = work // num_splits, work % num_splits
-        token0, hidden0, length = _row_span(cu_seqlens, i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
+        token0, hidden0, length = _row_span(tl.load(cu_seqlens + i_b) if IS_VARLEN else 0, tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
+                                        i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
         start = i_s * chunk_len
         end = tl.minimum(start + chunk_len, length)
         grad = grad_views + i_b.to(tl.int64) * stride_gb
@@ -407,9 +413,10 @@ def multiview_pool_fwd(
     two_phase = _forward_variant() == "two_phase"
     stat_splits, stat_chunk = plan.num_splits, plan.chunk_len
     acc_splits, acc_chunk, d_tiles = stat_splits, stat_chunk, 1
+    acc_block_t, acc_block_d = forced_tile(TWO_PHASE_BLOCK_T, TWO_PHASE_BLOCK_D)
     if two_phase:
-        d_tiles = triton.cdiv(dim, TWO_PHASE_BLOCK_D)
-        acc_splits, acc_chunk = token_splits(max_len, rows, TWO_PHASE_BLOCK_T, device, programs_per_row=d_tiles)
+        d_tiles = triton.cdiv(dim, acc_block_d)
+        acc_splits, acc_chunk = token_splits(max_len, rows, acc_block_t, device, programs_per_row=d_tiles)
     new = lambda *shape, dtype=torch.float32: torch.empty(shape, dtype=dtype, device=device)
     scores = new(*kinds.shape)
     partial_acc = torch.zeros(rows, acc_splits, 3, dim, dtype=torch.float32, device=device)
@@ -424,21 +431,21 @@ def multiview_pool_fwd(
             kinds=kinds, attn_weight=attn_weight, attn_bias=attn_bias, scores=scores, partial_acc=partial_acc,
             partial_stats=partial_stats, chunk_len=stat_chunk, num_splits=stat_splits, stride_w=attn_weight.stride(0),
             HAS_BIAS=attn_bias is not None, ACCUMULATE=not two_phase, BLOCK_T=plan.block_t, BLOCK_D=plan.block_d,
-            num_warps=POOL_WARPS,
+            num_warps=POOL_WARPS, maxnreg=POOL_MAX_REGISTERS,
         )
         if two_phase:
             launch(
                 multiview_pool_accumulate_kernel, (rows * acc_splits * d_tiles,), **common,
                 kinds=kinds, scores=scores, partial_stats=partial_stats, partial_acc=partial_acc,
                 chunk_len=acc_chunk, num_splits=acc_splits, num_stat_splits=stat_splits,
-                BLOCK_T=TWO_PHASE_BLOCK_T, BLOCK_D=TWO_PHASE_BLOCK_D, BLOCK_S=MAX_SPLITS, num_warps=SMALL_WARPS,
+                BLOCK_T=acc_block_t, BLOCK_D=acc_block_d, BLOCK_S=MAX_SPLITS, num_warps=SMALL_WARPS,
             )
         combine_block_d = min(triton.next_power_of_2(dim), COMBINE_BLOCK_D)
         launch(
             multiview_pool_combine_kernel, (rows * triton.cdiv(dim, combine_block_d),), **common,
             partial_acc=partial_acc, partial_stats=partial_stats, views=views, z_attn=z_attn, lse=lse,
             counts=counts, last_index=last_index, num_splits=acc_splits, num_stat_splits=stat_splits,
-            ATTN_AT_ROW_MAX=two_phase, BLOCK_D=combine_block_d, BLOCK_S=MAX_SPLITS, num_warps=POOL_WARPS,
+            ATTN_AT_ROW_MAX=two_phase, BLOCK_D=combine_block_d, BLOCK_S=MAX_SPLITS, num_warps=POOL_WARPS, maxnreg=POOL_MAX_REGISTERS,
         )
     return views, scores, z_attn, lse, counts, last_index
 
@@ -477,7 +484,7 @@ def multiview_pool_bwd(
             max_len=max_len, D=dim, chunk_len=plan.chunk_len, num_splits=plan.num_splits, num_work=num_work,
             stride_hb=stride_hb, stride_ht=stride_ht, stride_w=attn_weight.stride(0),
             stride_gb=grad_views.stride(0), stride_gv=grad_views.stride(1), stride_gd=grad_views.stride(2),
-            IS_VARLEN=cu_seqlens is not None, BLOCK_T=plan.block_t, BLOCK_D=plan.block_d, num_warps=POOL_WARPS,
+            IS_VARLEN=cu_seqlens is not None, BLOCK_T=plan.block_t, BLOCK_D=plan.block_d, num_warps=POOL_WARPS, maxnreg=POOL_MAX_REGISTERS,
         )
     return d_hidden, partial_dw.sum(0).to(attn_weight.dtype), partial_db.sum()
 

@@ -17,6 +17,7 @@ def multiview_pool(
     attn_weight: torch.Tensor,
     attn_bias: torch.Tensor | None = None,
     cu_seqlens: torch.Tensor | None = None,
+    max_seqlen: int | None = None,
 ) -> torch.Tensor:
     """Pool `hidden` into four views: last response token, response mean, response attention, prompt mean.
 
@@ -26,6 +27,7 @@ def multiview_pool(
         response_mask: like `attention_mask`, 1 for response tokens; `None` = every real token.
         attn_weight: `[D]`, attention-pooling score weight `w_a`. attn_bias: scalar `b_a` or `None`.
         cu_seqlens: `[N+1]` int32 sequence boundaries of the packed form, or `None`.
+        max_seqlen: accepted for the public signature; the reference reads the lengths from `cu_seqlens`.
 
     Returns:
         `[B, 4, D]` in `hidden.dtype`, views in the order (last, mean, attn, prompt), computed in fp32
