@@ -144,6 +144,15 @@ def test_static_report_rows_are_matched_by_kernel_pass_size_and_dtype():
     assert rows_for(report, "router_mix", "forward", None, torch.float32) == [rows[5]]
 
 
+def test_static_report_rows_with_op_and_variant_are_matched_by_them_not_by_kernel_names():
+    row = lambda kernel, op, variant: {"kernel": kernel, "op": op, "variant": variant, "hidden_size": 64, "dtype": "fp32", "arch": "sm_90"}
+    rows = [row("pool_a_kernel", "multiview_pool", "fwd padded/fused/bias"), row("pool_b_kernel", "multiview_pool", "bwd padded"),
+            row("mix_kernel", "router_mix", "fwd"), row("mix_kernel", "router_mix", "fwd")]
+    report = {"rows": rows}
+    assert rows_for(report, "multiview_pool", "forward", 64, torch.float32) == [rows[0]]
+    assert rows_for(report, "multiview_pool", "backward", 64, torch.float32) == [rows[1]]
+    assert rows_for(report, "router_mix", "full", None, torch.float32) == [rows[2]]
+
 def test_pool_forward_variant_labels_every_record_and_time_limit_lists_cases_not_started(tmp_path, restore_threads, monkeypatch):
     monkeypatch.delenv(POOL_FORWARD_ENV, raising=False)  # the CLI sets it for the process: restored after the test
     options = ["--ops", "multiview_pool", "--impls", "eager", "--passes", "forward", "--no-static-report"]
