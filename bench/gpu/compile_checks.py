@@ -92,7 +92,7 @@ def _pool_step(masks: tuple[torch.Tensor, torch.Tensor], packing: dict, pairs: i
 def _head_step(head, attention: torch.Tensor, response: torch.Tensor, pairs: int):
     from adajudge import ops
 
-    def step(hidden, *params):
+    def step(hidden):
         out = head(hidden, attention, response)
         return ops.preference_loss(out.reward[:pairs], out.reward[pairs:], gamma=FOCAL_GAMMA,
                                    chosen_repr=out.representation[:pairs], rejected_repr=out.representation[pairs:])
@@ -101,8 +101,9 @@ def _head_step(head, attention: torch.Tensor, response: torch.Tensor, pairs: int
 
 
 def build(name: str, device: torch.device, seed: int = 0) -> dict:
-    """`{"step", "leaves", "leaf_names", "others", "memory_check"}` for check `name` (`leaves[0]` is
-    `hidden`; `others`: the other tensors passed in), or `{"skip": reason}`."""
+    """`{"step", "inputs", "parameters", "others", "memory_check"}` for check `name`, or `{"skip": reason}`:
+    `step(*inputs)` returns the loss (`inputs[0]` is `hidden`); `parameters` (name → tensor) are the
+    module parameters the step reads besides; `others`: the other tensors it reads (masks, `cu_seqlens`)."""
     from adajudge import ops
 
     sizes = SIZES[device.type]
@@ -115,17 +116,16 @@ def build(name: str, device: torch.device, seed: int = 0) -> dict:
                             "form cannot trace with fullgraph=True without it"}
         tensors, masks, packing = _pool_inputs(sizes, device, gen, packed=packed)
         others = [*masks, *(v for v in packing.values() if isinstance(v, torch.Tensor))]
-        return {"step": _pool_step(masks, packing, pairs), "leaves": list(tensors.values()), "leaf_names": list(tensors),
-                "others": others, "memory_check": True}
+        return {"step": _pool_step(masks, packing, pairs), "inputs": tensors, "parameters": {}, "others": others,
+                "memory_check": True}
     if name in ("head_no_blocks", "head"):
         b, t, d = sizes["B"], sizes["head_T"], sizes["head_D"]
         blocks = 0 if name == "head_no_blocks" else sizes["head_blocks"]
         attention, response = padded_masks(b, t, device, gen)
         hidden = torch.randn((b, t, d), generator=gen, device=device)
         head = random_head(d, backend="auto", device=device, dtype=torch.float32, gen=gen, num_blocks=blocks)
-        params = dict(head.named_parameters())
-        return {"step": _head_step(head, attention, response, pairs), "leaves": [hidden, *params.values()],
-                "leaf_names": ["hidden", *params], "others": [attention, response], "memory_check": blocks == 0,
+        return {"step": _head_step(head, attention, response, pairs), "inputs": {"hidden": hidden},
+                "parameters": dict(head.named_parameters()), "others": [attention, response], "memory_check": blocks == 0,
                 "num_blocks": blocks}
     raise ValueError(f"name: expected one of {CHECKS}, got {name!r}")
 
@@ -182,7 +182,9 @@ class GraphRecorder:
 
 def _compare(name: str, actual: torch.Tensor | None, expected: torch.Tensor | None) -> dict:
     if actual is None or expected is None:
-        return {"tensor": name, "ok": actual is None and expected is None, "max_abs_diff": None}
+        both = actual is None and expected is None
+        return {"tensor": name, "ok": both, "max_abs_diff": None,
+                "message": None if both else "a gradient is None on one side only"}
     diff = float((actual.double() - expected.double()).abs().max()) if expected.numel() else 0.0
     scale = float(expected.abs().max()) if expected.numel() else 0.0
     try:
@@ -193,16 +195,17 @@ def _compare(name: str, actual: torch.Tensor | None, expected: torch.Tensor | No
     return {"tensor": name, "ok": ok, "max_abs_diff": diff, "max_abs_expected": scale, "message": message}
 
 
-def _run(step, leaves: list[torch.Tensor]) -> list[torch.Tensor | None]:
-    loss = step(*leaves)
+def _run(step, inputs: list[torch.Tensor], leaves: list[torch.Tensor]) -> list[torch.Tensor | None]:
+    """The loss and its gradient with respect to every leaf (`None` where it does not reach one)."""
+    loss = step(*inputs)
     return [loss.detach(), *torch.autograd.grad(loss, leaves, allow_unused=True)]
 
 
-def _forward_peak(step, leaves: list[torch.Tensor], device: torch.device) -> int:
+def _forward_peak(step, inputs: list[torch.Tensor], device: torch.device) -> int:
     from bench.memory import peak_cpu, peak_cuda
 
     held = []
-    call = lambda: held.append(step(*leaves))  # keep the loss (and so the saved tensors) alive in the measurement
+    call = lambda: held.append(step(*inputs))  # keep the loss (and so the saved tensors) alive in the measurement
     peak = peak_cuda(call, device) if device.type == "cuda" else peak_cpu(call)
     held.clear()
     return peak
@@ -218,23 +221,24 @@ def run_check(name: str, device: torch.device) -> dict:
     if "skip" in case:
         return {"name": name, "status": "skipped", "reason": case["skip"]}
     step = case["step"]
-    leaves = [t.detach().clone().requires_grad_() for t in case["leaves"]]
-    hidden = leaves[0]
-    eager = _run(step, leaves)
-    eager_peak = _forward_peak(step, leaves, device) if case["memory_check"] else None
+    inputs = [t.detach().clone().requires_grad_() for t in case["inputs"].values()]
+    leaves = [*inputs, *case["parameters"].values()]
+    hidden = inputs[0]
+    eager = _run(step, inputs, leaves)
+    eager_peak = _forward_peak(step, inputs, device) if case["memory_check"] else None
     torch._dynamo.reset()
     recorder = GraphRecorder()
     patches = {"post_grad_custom_post_pass": recorder, "fx_graph_cache": False}
     with inductor_config.patch(patches), _no_autograd_cache():
         compiled_step = torch.compile(step, fullgraph=True)
-        inputs = [*leaves, *case["others"]]
-        versions = [t._version for t in inputs]
+        passed = [*leaves, *case["others"]]
+        versions = [t._version for t in passed]
         compile_started = time.perf_counter()
-        compiled = _run(compiled_step, leaves)
+        compiled = _run(compiled_step, inputs, leaves)
         compile_s = time.perf_counter() - compile_started
-        versions_after = [t._version for t in inputs]
-        peak = _forward_peak(compiled_step, leaves, device) if case["memory_check"] else None
-    names = ["loss", *(f"d_{name}" for name in case["leaf_names"])]
+        versions_after = [t._version for t in passed]
+        peak = _forward_peak(compiled_step, inputs, device) if case["memory_check"] else None
+    names = ["loss", *(f"d_{name}" for name in [*case["inputs"], *case["parameters"]])]
     comparisons = [_compare(n, a, e) for n, a, e in zip(names, compiled, eager)]
     hidden_shape = list(hidden.shape)
     copies = [c for g in recorder.graphs for c in g["input_copies"]]
@@ -245,6 +249,8 @@ def run_check(name: str, device: torch.device) -> dict:
         "shape": hidden_shape,
         "num_blocks": case.get("num_blocks"),
         "values_match_eager": all(c["ok"] for c in comparisons),
+        "tensors_compared": len(comparisons),
+        "gradients_none_on_both_sides": [c["tensor"] for c in comparisons if c["ok"] and c["max_abs_diff"] is None],
         "worst": max(comparisons, key=lambda c: c["max_abs_diff"] or 0.0),
         "graphs_seen": len(recorder.graphs),
         "triton_kernels": sorted({k for g in recorder.graphs for k in g["triton_kernels"]}),
