@@ -51,7 +51,8 @@ class Context:
     repo: Path
     dry_run: bool
     env: dict
-    parallel: int  # torch_compile checks at once
+    parallel: int  # torch_compile checks at once: a quarter of the cores on a GPU host (Inductor's compile
+    # workers use the rest), every core in a dry run
 
     def worker(self, step: str, result: Path, *extra: str) -> list[str]:
         dry = ["--dry-run"] if self.dry_run else []
@@ -188,9 +189,9 @@ def head_memory(ctx: Context, limit_s: float) -> dict:
     path = ctx.runs / "head_memory.json"
     path.unlink(missing_ok=True)
     finished = process.run("head_memory", ctx.worker("head_memory", path), limit_s=limit_s, log=ctx.log, env=ctx.env, cwd=ctx.repo)
-    result = _read_json(path)
-    if result is None or finished.returncode != 0:
-        return {**(result or {}), **_crashed(finished, "the head memory worker")}
+    result = _read_json(path)  # written once, complete, at the worker's end
+    if result is None:
+        return _crashed(finished, "the head memory worker")
     return {**result, "status": "ok"}
 
 
