@@ -7,23 +7,13 @@ Three systems, one library:
 - RRM (arXiv 2505.14674): a generative pairwise judge with knockout and ELO tournaments.
 
 `adajudge.ops` holds the fused ops, `adajudge.reference` their plain PyTorch definitions, `adajudge.nn` the
-modules. The transformers wrapper is imported lazily so that `import adajudge` stays cheap.
+modules. Importing adajudge registers `AdaJudgeConfig` and `AdaJudgeForRewardModeling` with transformers'
+`AutoConfig` and `AutoModelForSequenceClassification` (so it imports torch and transformers), which lets
+`from_pretrained`, `pipeline` and TRL load a saved reward model without `trust_remote_code`.
 """
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "AdaJudgeConfig": "adajudge.modeling.configuration",
-    "AdaJudgeForRewardModeling": "adajudge.modeling.modeling",
-    "replace_reward_head": "adajudge.modeling.replace_head",
-}
+from adajudge.modeling import AdaJudgeConfig, AdaJudgeForRewardModeling, replace_reward_head  # noqa: E402
 
-__all__ = ["__version__", *_LAZY]
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'adajudge' has no attribute {name!r}")
+__all__ = ["__version__", "AdaJudgeConfig", "AdaJudgeForRewardModeling", "replace_reward_head"]

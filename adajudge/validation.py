@@ -97,6 +97,13 @@ def check_callable(name: str, value) -> Callable:
     return value
 
 
+def check_instance(name: str, value, cls: type, what: str | None = None):
+    """`value`, which must be an instance of `cls`; `what` names it in the message (default "a <class name>")."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{name}: expected {what or 'a ' + cls.__name__}, got {type(value).__name__}")
+    return value
+
+
 def check_tensor(name: str, value, *, ndim=None, dtypes=None, shape=None, device=None) -> torch.Tensor:
     """`value`, which must be a tensor of the given rank (an int or a tuple of ints), dtype, shape, device."""
     if not isinstance(value, torch.Tensor):

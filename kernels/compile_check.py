@@ -200,6 +200,20 @@ def _build(launch, variant: str, dtype: str, caller_tensors, cache: dict) -> dic
                 "ok": False, "error": f"{type(error).__name__}: {error}".splitlines()[0][:200]}
 
 
+def input_writes(hidden_size: int, dtypes=DTYPES) -> list[dict]:
+    """Inductor's mutation analysis alone (no cubin), for every recorded launch at `hidden_size`: rows with
+    kernel, op, variant, dtype and `inputs_written` (the caller's tensors it is believed to write)."""
+    rows, seen = [], set()
+    with ahead_of_time(ARCHS[-1]):
+        for dtype in dtypes:
+            for op, variant, launch, caller_tensors in runtime_launches(hidden_size, dtype):
+                if (launch.name, variant, dtype) not in seen:
+                    seen.add((launch.name, variant, dtype))
+                    rows.append({"kernel": launch.name, "op": op, "variant": variant, "dtype": dtype,
+                                 "inputs_written": _inputs_written(launch, caller_tensors)})
+    return rows
+
+
 def _compile_rows_here(archs, hidden_sizes, dtypes, kernels) -> list[dict]:
     rows, cache = [], {}
     for arch in archs:
@@ -240,7 +254,13 @@ def main(argv=None) -> int:
     parser.add_argument("--dtype", nargs="+", default=list(DTYPES), choices=DTYPES)
     parser.add_argument("--kernel", nargs="+", default=None, help="only these kernels (names as printed)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    parser.add_argument("--writes-only", action="store_true",
+                        help="only Inductor's mutation analysis, at the first --hidden-size, as JSON")
     args = parser.parse_args(argv)
+    if args.writes_only:
+        rows = input_writes(args.hidden_size[0], args.dtype)
+        print(json.dumps(rows))
+        return 1 if any(row["inputs_written"] for row in rows) else 0
     rows = compile_rows(args.arch, args.hidden_size, args.dtype, args.kernel)
     failures = sum(not row["ok"] for row in rows)
     if args.json:

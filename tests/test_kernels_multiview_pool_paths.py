@@ -104,3 +104,29 @@ def test_packed_rows_with_empty_rows_and_empty_splits_match_reference(forward_va
             cu_seqlens=cu_seqlens.to(DEVICE), max_seqlen=max(lengths),
         )
     _assert_paths_taken(launches, dim)  # short rows: their later splits are empty
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dim", [576, 2048])
+@pytest.mark.parametrize(("backend", "forward_variant"), [("torch", "fused"), ("triton", "fused"), ("triton", "two_phase")])
+def test_realistic_sizes_match_reference(dim, backend, forward_variant):
+    """T = 1024 tokens at hidden sizes of real backbones (SmolLM2-135M: 576), in bf16, with the default
+    tile plan: several D chunks per token block on the Triton path."""
+    batch, length = 2, 1024
+    gen = torch.Generator().manual_seed(dim)
+    attention, response = _late_response_masks(batch, length, gen, left_padding=False)
+    response[1, length // 3 :] = attention[1, length // 3 :]  # one long response, one short late one
+    inputs = {
+        "hidden": torch.randn(batch, length, dim, generator=gen).to(torch.bfloat16).to(DEVICE),
+        "attention_mask": attention.to(DEVICE),
+        "response_mask": response.to(DEVICE),
+        "attn_weight": (torch.randn(dim, generator=gen) * dim**-0.5).to(torch.bfloat16).to(DEVICE),
+        "attn_bias": torch.zeros((), dtype=torch.bfloat16, device=DEVICE),
+    }
+    grad = torch.randn(batch, 4, dim, generator=gen).to(torch.bfloat16).to(DEVICE)
+    with pool_forward(forward_variant), record_launches() as launches:
+        check_against_reference(
+            "multiview_pool", inputs, ["hidden", "attn_weight", "attn_bias"], [grad], backend, torch.bfloat16, [torch.bfloat16]
+        )
+    if backend == "triton":
+        assert all(launch.arguments["BLOCK_D"] < dim for launch in launches if launch.name == "multiview_pool_fwd_kernel")

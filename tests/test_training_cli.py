@@ -90,3 +90,21 @@ def test_bad_settings_are_rejected(pairs_file, tmp_path):
         main(["train", "--data", str(pairs_file), "--output-dir", str(tmp_path), "--head-options", "[1]"])
     with pytest.raises(ValueError, match="backbone"):
         main(["train", "--data", str(pairs_file), "--output-dir", str(tmp_path), "--backbone", str(tmp_path / "none")])
+
+
+def test_trained_folder_loads_with_the_auto_classes_and_has_a_model_card(pairs_file, tiny_backbone_path, tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    log = _train(pairs_file, tiny_backbone_path, tmp_path / "run", *CACHED)
+    folder = tmp_path / "run" / "model"
+    card = (folder / "README.md").read_text()
+    accuracy = log["history"]["epochs"][-1]["accuracy"]
+    assert "| loss | `normbt` (defaults) |" in card
+    assert f"| data | `{pairs_file.name}`; 32 training pairs, 2 epochs |" in card
+    assert f"| held-out accuracy | {accuracy:.3f} on 8 held-out pairs |" in card
+    assert '| head | `attn` (bias=false)' in card and "| adapters | none; backbone frozen |" in card
+    loaded = AutoModelForSequenceClassification.from_pretrained(folder)
+    assert type(loaded) is AdaJudgeForRewardModeling
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert tokenizer.chat_template  # what RLHF trainers render conversations with
+    assert tokenizer.decode(loaded.config.response_header_ids) == "<|im_start|>assistant\n"

@@ -12,7 +12,7 @@ from adajudge.data.collator import PreferenceCollator
 from adajudge.modeling import AdaJudgeForRewardModeling
 from adajudge.nn import NormBTLoss
 from adajudge.training.demo_data import make_demo_pairs
-from adajudge.training.losses import build_loss, pair_loss, head_output_from_model
+from adajudge.training.losses import build_loss
 from adajudge.training.trainer import AdaJudgeRewardTrainer
 
 
@@ -101,8 +101,9 @@ def test_adajudge_trainer_uses_its_loss_and_response_masks(tiny_backbone_path, t
     with torch.no_grad():
         got = trainer.compute_loss(model, dict(batch))
         output = model(batch["input_ids"], batch["attention_mask"], batch["response_mask"])
-        expected = pair_loss(build_loss(loss), head_output_from_model(output))
-        unmasked = pair_loss(build_loss(loss), head_output_from_model(model(batch["input_ids"], batch["attention_mask"])))
+        expected = build_loss(loss).pair_loss(*output.head_output().split_pairs())
+        unmasked_output = model(batch["input_ids"], batch["attention_mask"])
+        unmasked = build_loss(loss).pair_loss(*unmasked_output.head_output().split_pairs())
     torch.testing.assert_close(got, expected)
     assert not torch.allclose(expected, unmasked)  # the masks change the result, so they were used
 

@@ -5,6 +5,14 @@ from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 HEAD_KINDS = ("adajudge", "last", "mean", "attn")
+INPUT_CONVENTIONS = ("adajudge", "sequence_classification")
+
+# The `model_type` written to config.json. transformers, meeting a model type it does not know, raises
+# "The checkpoint you are trying to load has model type `<model_type>` but Transformers does not recognize
+# this architecture..." (`AutoConfig.from_pretrained`, which `AutoModel*`, `pipeline` and TRL all call first);
+# that quote is the only part of config.json a plain transformers install shows, so the model type itself
+# names what reads the folder *(ours)*. Importing adajudge registers it with the Auto classes.
+MODEL_TYPE = "adajudge (pip install adajudge, then import adajudge)"
 
 
 class AdaJudgeConfig(PretrainedConfig):
@@ -21,12 +29,25 @@ class AdaJudgeConfig(PretrainedConfig):
         freeze_backbone: backbone parameters get `requires_grad=False` when the model is built.
         lora: peft `LoraConfig` arguments as a dict (see `AdaJudgeForRewardModeling.from_backbone`), or None.
         pad_token_id: the tokenizer's pad id (masks, not ids, mark padding; kept for tools that read it).
+        input_convention: how `forward` reads inputs given without a `response_mask`. "adajudge": position
+            ids count real tokens (either padding side gives the same positions) and every real token is
+            response, or, with `response_header_ids`, the tokens after them. "sequence_classification": as the transformers `*ForSequenceClassification` the
+            model came from (`replace_reward_head`): the backbone's own position ids, and the response is
+            the real tokens up to the one transformers scores (the last non-pad token).
+        response_header_ids: token ids that open the response in a chat-rendered sequence, the chat
+            template's generation prompt (`adajudge.modeling.spans.chat_response_header(tokenizer)`), or None.
+            When set, a call without `response_mask` (a `pipeline`, TRL's RLHF trainers) takes as response
+            the real tokens after their last occurrence, the layout `adajudge.data` trains on; a row without
+            them is all response. `adajudge train` sets it from the tokenizer.
+        training_summary: what the model was trained on, for its model card (`adajudge.modeling.card`), or
+            None: a JSON-able dict with any of `loss` (str), `loss_options` (dict), `data` (list of str),
+            `train_pairs`, `heldout_pairs` (int), `heldout_accuracy` (float), `epochs` (int).
 
     Example:
         >>> config = AdaJudgeConfig(text_config=LlamaConfig(hidden_size=64), head="last")  # doctest: +SKIP
     """
 
-    model_type = "adajudge"
+    model_type = MODEL_TYPE
     sub_configs_defaults = {"text_config": SubConfigSpec(config_class=AutoConfig, model_type="llama")}
 
     text_config: dict | PretrainedConfig | None = None
@@ -35,17 +56,31 @@ class AdaJudgeConfig(PretrainedConfig):
     freeze_backbone: bool = False
     lora: dict | None = None
     pad_token_id: int | None = None
+    input_convention: str = "adajudge"
+    response_header_ids: list | None = None
+    training_summary: dict | None = None
 
     def __post_init__(self, **kwargs):
         kwargs.setdefault("num_labels", 1)
         super().__post_init__(**kwargs)
         if self.head not in HEAD_KINDS:
             raise ValueError(f"head: expected one of {HEAD_KINDS}, got {self.head!r}")
+        if self.input_convention not in INPUT_CONVENTIONS:
+            raise ValueError(f"input_convention: expected one of {INPUT_CONVENTIONS}, got {self.input_convention!r}")
         if self.head_options is None:
             self.head_options = {}
         if not isinstance(self.head_options, dict):
             raise TypeError(
                 f"head_options: expected a dict of head constructor options, got {type(self.head_options).__name__}"
+            )
+        header = self.response_header_ids
+        if header is not None and (
+            not isinstance(header, list) or not header or not all(isinstance(i, int) and not isinstance(i, bool) for i in header)
+        ):
+            raise TypeError(f"response_header_ids: expected None or a non-empty list of token ids, got {header!r}")
+        if self.training_summary is not None and not isinstance(self.training_summary, dict):
+            raise TypeError(
+                f"training_summary: expected None or a dict, got {type(self.training_summary).__name__}"
             )
         if not isinstance(self.freeze_backbone, bool):
             raise TypeError(f"freeze_backbone: expected a bool, got {type(self.freeze_backbone).__name__}")

@@ -3,46 +3,29 @@
 The model reads `input_ids [B, T]`, `attention_mask [B, T]` and optionally `response_mask [B, T]`, runs
 the backbone (`AutoModel`, the causal LM without its LM head), and scores the last hidden states with the
 head. Its output looks like a `*ForSequenceClassification` reward model's (`logits [B, 1]`), so TRL's
-`RewardTrainer` trains it unchanged, and adds the head's router probabilities, per-view scores, router
-entropy and representation.
+`RewardTrainer` trains it unchanged, transformers' `text-classification` pipeline scores with it, and TRL's
+RLHF trainers take it (or its folder) as a reward; the output adds the head's router probabilities,
+per-view scores, router entropy and representation. Importing adajudge registers it with
+`AutoModelForSequenceClassification` (`adajudge.modeling.auto`).
 """
 from __future__ import annotations
 
 import enum
 import inspect
 import json
-from dataclasses import dataclass
+import os
 
 import torch
 from transformers import AutoModel, PreTrainedModel
-from transformers.utils import ModelOutput
 
+from adajudge.modeling.card import model_card
 from adajudge.modeling.configuration import HEAD_KINDS, AdaJudgeConfig
-from adajudge.nn import HeadOutput, build_head
+from adajudge.modeling.output import AdaJudgeRewardOutput
+from adajudge.modeling.spans import chat_response_mask, scored_span_mask
+from adajudge.nn import build_head
 
 # LoraConfig fields that describe where a config came from, not the adapter itself.
 _LORA_PROVENANCE = ("peft_type", "peft_version", "task_type", "base_model_name_or_path", "revision", "auto_mapping")
-
-
-@dataclass
-class AdaJudgeRewardOutput(ModelOutput):
-    """Output of `AdaJudgeForRewardModeling` for `B` sequences (`V` views: 3 for "adajudge", 1 otherwise).
-
-    Attributes:
-        logits: `[B, 1]` fp32, the reward (the `*ForSequenceClassification` convention, `num_labels=1`).
-        view_scores: `[B, V]` fp32, the score of each pooled view.
-        router_probs: `[B, V]` fp32, the router's mixture weights (ones for static heads).
-        router_entropy: `[B]` fp32, entropy of `router_probs` in nats (zeros for static heads).
-        representation: `[B, D]` fp32, the pooled vector behind the reward (used by NormBT).
-        hidden_states: the backbone's hidden states per layer, when `output_hidden_states=True`.
-    """
-
-    logits: torch.Tensor | None = None
-    view_scores: torch.Tensor | None = None
-    router_probs: torch.Tensor | None = None
-    router_entropy: torch.Tensor | None = None
-    representation: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
 def _jsonable(value):
@@ -81,12 +64,20 @@ def _copy_out_of_memory_map(model: torch.nn.Module) -> None:
         tensor.data = tensor.data.clone()
 
 
+def _mark_initialized(module: torch.nn.Module) -> None:
+    """Flag `module`'s submodules and tensors as initialised, the mark transformers gives loaded weights, so
+    that `post_init`'s weight initialisation (and `initialize_weights` below) leaves their values alone."""
+    for part in [*module.modules(), *module.parameters(), *module.buffers()]:
+        part._is_hf_initialized = True
+
+
 class AdaJudgeForRewardModeling(PreTrainedModel):
     """A reward model: `backbone` (any transformers base model) + `head` (`adajudge.nn.build_head`).
 
     Build one from a causal-LM checkpoint with `from_backbone`; save and reload with `save_pretrained` /
-    `from_pretrained` (safetensors). `config.head`/`config.head_options` rebuild the head, `config.lora`
-    re-injects LoRA adapters, `config.freeze_backbone` re-freezes the backbone.
+    `from_pretrained` (safetensors; `AutoModelForSequenceClassification.from_pretrained` once adajudge is
+    imported). `config.head`/`config.head_options` rebuild the head, `config.lora` re-injects LoRA adapters,
+    `config.freeze_backbone` re-freezes the backbone. `save_pretrained` also writes a model card (README.md).
 
     Attributes:
         backbone: the base model (`AutoModel.from_config(config.text_config)`), LoRA layers injected if any.
@@ -104,10 +95,15 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
     # The head stays fp32 when `from_pretrained` loads in fp16/bf16 (a regex on parameter names).
     _keep_in_fp32_modules_strict = [r"^head\."]
 
-    def __init__(self, config: AdaJudgeConfig, backbone: PreTrainedModel | None = None):
+    def __init__(self, config: AdaJudgeConfig, backbone: PreTrainedModel | None = None, head=None):
+        """`backbone` / `head`: existing modules to use as they are (shared, not copied, not re-initialised);
+        default: built from `config`."""
         super().__init__(config)
+        for given in (backbone, head):
+            if given is not None:
+                _mark_initialized(given)
         self.backbone = backbone if backbone is not None else AutoModel.from_config(config.text_config)
-        self.head = build_head(config.head, config.hidden_size, **config.head_options)
+        self.head = head if head is not None else build_head(config.head, config.hidden_size, **config.head_options)
         self.post_init()
         # After post_init: transformers' weight init would overwrite LoRA's zero-initialised B matrices.
         if config.lora is not None:
@@ -166,6 +162,8 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
             freeze_backbone=freeze_backbone,
             pad_token_id=backbone.config.pad_token_id,
         )
+        # Tools that take a model object find its tokenizer here (`pipeline`, TRL's reward models).
+        config._name_or_path = str(name_or_path)
         model = cls(config, backbone=backbone)
         if lora_dict is not None:
             model._inject_lora(lora_dict)
@@ -186,6 +184,17 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
         _copy_out_of_memory_map(model)
         model._set_trainable()
         return model
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """`PreTrainedModel.save_pretrained` (config.json, safetensors), plus a model card `README.md`
+        (`adajudge.modeling.card.model_card`: backbone, head, training record, how to load) *(ours)*. An
+        existing README.md in the folder is replaced. The tokenizer is saved separately
+        (`tokenizer.save_pretrained(save_directory)`), as with any transformers model."""
+        if kwargs.get("is_main_process", True):
+            os.makedirs(save_directory, exist_ok=True)
+            with open(os.path.join(save_directory, "README.md"), "w", encoding="utf-8") as card:
+                card.write(model_card(self))
+        super().save_pretrained(save_directory, *args, **kwargs)
 
     def _inject_lora(self, lora: dict) -> None:
         from peft import LoraConfig, inject_adapter_in_model
@@ -233,19 +242,21 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
         **kwargs,
     ):
         """Run the backbone as `forward` does: position ids count real tokens, so either padding side
-        gives a sequence the same positions. Returns the backbone's output (`last_hidden_state [B, T, D]`).
+        gives a sequence the same positions (with `config.input_convention == "sequence_classification"`
+        the backbone chooses them, as in transformers). Returns the backbone's output
+        (`last_hidden_state [B, T, D]`).
 
         Use it to cache features for a frozen backbone; `score_hidden_states` then scores them.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("input_ids/inputs_embeds: expected exactly one of them")
-        reference = input_ids if input_ids is not None else inputs_embeds
-        if attention_mask is None:
-            attention_mask = torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
-        if position_ids is None and "position_ids" in inspect.signature(self.backbone.forward).parameters:
-            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-            kwargs["position_ids"] = position_ids
-        elif position_ids is not None:
+        if self.config.input_convention == "adajudge":
+            reference = input_ids if input_ids is not None else inputs_embeds
+            if attention_mask is None:
+                attention_mask = torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
+            if position_ids is None and "position_ids" in inspect.signature(self.backbone.forward).parameters:
+                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        if position_ids is not None:
             kwargs["position_ids"] = position_ids
         return self.backbone(
             input_ids=input_ids,
@@ -270,18 +281,7 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
             attention_mask: `[B, T]` 0/1 (either padding side).
             response_mask: `[B, T]` 0/1 subset of `attention_mask`; None means every real token.
         """
-        return self._output(self.head(hidden_states, attention_mask, response_mask))
-
-    @staticmethod
-    def _output(head_output: HeadOutput, hidden_states=None) -> AdaJudgeRewardOutput:
-        return AdaJudgeRewardOutput(
-            logits=head_output.reward[:, None],
-            view_scores=head_output.view_scores,
-            router_probs=head_output.router_probs,
-            router_entropy=head_output.router_entropy,
-            representation=head_output.representation,
-            hidden_states=hidden_states,
-        )
+        return AdaJudgeRewardOutput.from_head(self.head(hidden_states, attention_mask, response_mask))
 
     def forward(
         self,
@@ -304,7 +304,10 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
             input_ids: `[B, T]` token ids (or `inputs_embeds [B, T, D]`).
             attention_mask: `[B, T]` 0/1, 1 on real tokens, either padding side; None means all real.
             response_mask: `[B, T]` 0/1 marking the response being judged (a subset of `attention_mask`);
-                None means every real token is response (no prompt view).
+                None means every real token is response (no prompt view), or, when
+                `config.response_header_ids` is set, the real tokens after its last occurrence (the chat
+                response); with `config.input_convention == "sequence_classification"`, the real tokens up
+                to the one a transformers sequence classifier scores (`adajudge.modeling.spans`).
             position_ids: default: the count of real tokens before each position (padding-side invariant).
             output_hidden_states: also return the backbone's per-layer hidden states.
             return_dict: False returns `output.to_tuple()`.
@@ -328,6 +331,12 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
         hidden = outputs.last_hidden_state
         if attention_mask is None:
             attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
-        output = self._output(self.head(hidden, attention_mask, response_mask), outputs.hidden_states)
+        if response_mask is None and self.config.input_convention == "sequence_classification":
+            response_mask = scored_span_mask(input_ids, attention_mask, self.config.get_text_config().pad_token_id)
+        elif response_mask is None and self.config.response_header_ids and input_ids is not None:
+            response_mask = chat_response_mask(input_ids, attention_mask, self.config.response_header_ids)
+        output = AdaJudgeRewardOutput.from_head(
+            self.head(hidden, attention_mask, response_mask), hidden_states=outputs.hidden_states
+        )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if return_dict else output.to_tuple()

@@ -12,44 +12,28 @@ tokens up to and including that scored position. `LastTokenHead` then scores exa
 the same span. Differences from transformers, all on inputs transformers itself warns about or rejects:
 a row with no non-pad token scores an empty response (reward = bias) instead of position 0; without
 `input_ids` (`inputs_embeds`) or without a pad token the last real token is scored, not position -1.
+
+Saving. `save_pretrained` writes the model as an `AdaJudgeForRewardModeling` folder (`as_reward_model`):
+backbone + head under `input_convention="sequence_classification"`, which reads inputs as this forward
+does, so `AdaJudgeForRewardModeling.from_pretrained` / `AutoModelForSequenceClassification.from_pretrained`
+(adajudge imported) give back bit-identical rewards. A transformers install without adajudge cannot load the
+folder (not even with `head="last"`, whose weights are the original score layer's): its config.json names
+adajudge's model type, so loading stops with a message to install adajudge rather than loading the original
+class with a missing score layer *(ours)*.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
-from transformers.modeling_outputs import SequenceClassifierOutputWithPast
+from transformers import MODEL_MAPPING, PreTrainedModel
 
-from adajudge.modeling.configuration import HEAD_KINDS
+from adajudge.modeling.configuration import HEAD_KINDS, AdaJudgeConfig
+from adajudge.modeling.modeling import AdaJudgeForRewardModeling
+from adajudge.modeling.output import AdaJudgeRewardOutput
+from adajudge.modeling.spans import scored_span_mask
 from adajudge.nn import build_head
-
-
-@dataclass
-class RewardHeadOutput(SequenceClassifierOutputWithPast):
-    """`SequenceClassifierOutputWithPast` (`logits [B, 1]`) plus the adajudge head's fields (see `HeadOutput`)."""
-
-    view_scores: torch.Tensor | None = None
-    router_probs: torch.Tensor | None = None
-    router_entropy: torch.Tensor | None = None
-    representation: torch.Tensor | None = None
-
-
-def scored_span_mask(
-    input_ids: torch.Tensor | None, attention_mask: torch.Tensor, pad_token_id: int | None
-) -> torch.Tensor:
-    """`[B, T]` int64 mask of the real tokens up to and including the token transformers scores.
-
-    Args:
-        input_ids: `[B, T]` or None. attention_mask: `[B, T]` 0/1. pad_token_id: the config's pad id or None.
-    """
-    real = attention_mask.long()
-    if input_ids is None or pad_token_id is None:
-        return real
-    positions = torch.arange(input_ids.shape[-1], device=input_ids.device)
-    scored = (positions * (input_ids != pad_token_id).long()).argmax(-1)  # [B], transformers' rule
-    return real * (positions[None, :] <= scored[:, None]).long()
 
 
 class RewardHeadMixin:
@@ -64,7 +48,7 @@ class RewardHeadMixin:
         labels: torch.Tensor | None = None,
         response_mask: torch.Tensor | None = None,
         **kwargs,
-    ) -> RewardHeadOutput:
+    ) -> AdaJudgeRewardOutput:
         """As the original forward, with `logits [B, 1]` from the head; `response_mask [B, T]` overrides the
         derived span (see `scored_span_mask`); other keyword arguments go to the base model."""
         outputs = getattr(self, self.base_model_prefix)(
@@ -80,16 +64,45 @@ class RewardHeadMixin:
         loss = None
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, pooled_logits=logits, config=self.config)
-        return RewardHeadOutput(
-            loss=loss,
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-            view_scores=head_output.view_scores,
-            router_probs=head_output.router_probs,
-            router_entropy=head_output.router_entropy,
-            representation=head_output.representation,
+        return AdaJudgeRewardOutput.from_head(
+            head_output, loss=loss, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
+
+    def as_reward_model(self) -> AdaJudgeForRewardModeling:
+        """This model as an `AdaJudgeForRewardModeling` sharing its modules (the base model as `backbone`,
+        the adajudge head as `head`; nothing is copied), with `input_convention="sequence_classification"`,
+        so its rewards are this model's.
+
+        Raises:
+            TypeError: the head options are not JSON-able (a config stores them).
+            ValueError: `AutoModel` builds another class than this model's base model from its config.
+        """
+        backbone = getattr(self, self.base_model_prefix)
+        rebuilt = MODEL_MAPPING[type(self.config)] if type(self.config) in MODEL_MAPPING else None
+        if rebuilt is not type(backbone):
+            raise ValueError(
+                f"model: its base model is a {type(backbone).__name__}, but AutoModel builds "
+                f"{getattr(rebuilt, '__name__', None)} from its config, so a saved folder would not load back"
+            )
+        kind, options = self.reward_head_kind, self.reward_head_options
+        try:
+            json.dumps(options)
+        except TypeError as error:
+            raise TypeError(f"head_options: expected JSON-able values (a config stores them), got {options!r}") from error
+        config = AdaJudgeConfig(
+            text_config=self.config.to_dict(),
+            attn_implementation=self.config._attn_implementation,
+            head=kind,
+            head_options=dict(options),
+            pad_token_id=self.config.get_text_config().pad_token_id,
+            input_convention="sequence_classification",
+        )
+        config._name_or_path = self.config._name_or_path
+        return AdaJudgeForRewardModeling(config, backbone=backbone, head=self.score)
+
+    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
+        """Save as an `AdaJudgeForRewardModeling` folder (`as_reward_model().save_pretrained`; module doc)."""
+        self.as_reward_model().save_pretrained(save_directory, *args, **kwargs)
 
 
 _REPLACED_CLASSES: dict[type, type] = {}
@@ -118,7 +131,8 @@ def replace_reward_head(model: PreTrainedModel, head: str = "last", **head_optio
         **head_options: the head's constructor options, e.g. `num_blocks=2`, `backend="torch"`.
 
     Returns:
-        `model`, now returning `RewardHeadOutput` (`logits [B, 1]` plus the head's router fields).
+        `model`, now returning `AdaJudgeRewardOutput` (`logits [B, 1]` plus the head's router fields);
+        `model.save_pretrained` writes an `AdaJudgeForRewardModeling` folder (module doc).
 
     Example:
         >>> model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)  # doctest: +SKIP
@@ -151,5 +165,6 @@ def replace_reward_head(model: PreTrainedModel, head: str = "last", **head_optio
             if score.bias is not None and new_head.score.bias is not None:
                 new_head.score.bias.copy_(score.bias)
     model.score = new_head
+    model.reward_head_kind, model.reward_head_options = head, dict(head_options)
     model.__class__ = _replaced_class(type(model))
     return model

@@ -4,7 +4,12 @@
 For pairs `i`: `Δ_i = (c_i − r_i − m_i) / τ`, `ℓ_i = (1 − σ(Δ_i))^γ · softplus(−Δ_i)` (γ = 0: plain BT),
 times the NormBT factor `sg(μ / (‖h_c,i − h_r,i‖ + ε))` for `NormBTLoss`, times the weight `w_i`; mean over
 pairs, `+ center_coef · mean((c + r)²)`. Every loss is an fp32 scalar (fp64 for fp64 rewards).
+
+Every loss is a `PairLoss`: besides its own `forward` (on reward tensors; `AdaJudgeLoss` on head outputs),
+it takes `pair_loss(chosen, rejected, *, margin=None, weights=None)` on the two sides' `HeadOutput`s, the
+one call that training makes whatever the loss.
 """
+import abc
 import math
 
 import torch
@@ -12,11 +17,43 @@ from torch import nn
 
 from adajudge import ops
 from adajudge.ops.backend import BACKENDS
-from adajudge.validation import check_choice, check_float
+from adajudge.validation import check_choice, check_float, check_instance
 from adajudge.nn.output import HeadOutput
 
 
-class BTLoss(nn.Module):
+class PairLoss(nn.Module, abc.ABC):
+    """The interface training uses: a preference loss on the head outputs of chosen and rejected sequences.
+
+    `pair_loss(chosen, rejected, *, margin=None, weights=None)`: `chosen`, `rejected` are `HeadOutput`s of
+    `N` rows each (row `i` of both is pair `i`), `margin` and `weights` `[N]` or None; returns the scalar
+    fp32 loss. Each loss reads the fields it needs: the rewards (`BTLoss`, `FocalBTLoss`), plus the
+    representations (`NormBTLoss`), plus the router entropies (`AdaJudgeLoss`). A new loss subclasses this
+    and implements `_pair_loss` (the arguments already checked to be `HeadOutput`s); the losses here
+    implement it by calling the module itself, so `pair_loss` runs the same `forward` (and hooks).
+
+    Raises:
+        TypeError: `chosen` or `rejected` is not a `HeadOutput`.
+    """
+
+    def pair_loss(
+        self,
+        chosen: HeadOutput,
+        rejected: HeadOutput,
+        *,
+        margin: torch.Tensor | None = None,
+        weights: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Scalar fp32 loss of the `N` pairs `(chosen[i], rejected[i])` (see the class)."""
+        check_instance("chosen", chosen, HeadOutput, "an adajudge.nn.HeadOutput")
+        check_instance("rejected", rejected, HeadOutput, "an adajudge.nn.HeadOutput")
+        return self._pair_loss(chosen, rejected, margin=margin, weights=weights)
+
+    @abc.abstractmethod
+    def _pair_loss(self, chosen: HeadOutput, rejected: HeadOutput, *, margin, weights) -> torch.Tensor:
+        """`pair_loss` after its type checks."""
+
+
+class BTLoss(PairLoss):
     """Bradley-Terry loss `mean_i w_i · softplus(−(c_i − r_i − m_i) / τ)` (+ TRL's reward centering).
 
     Args:
@@ -54,6 +91,9 @@ class BTLoss(nn.Module):
             center_coef=self.center_coef,
             backend=self.backend,
         )
+
+    def _pair_loss(self, chosen: HeadOutput, rejected: HeadOutput, *, margin, weights) -> torch.Tensor:
+        return self(chosen.reward, rejected.reward, margin=margin, weights=weights)
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}, temperature={self.temperature}, center_coef={self.center_coef}, backend={self.backend!r}"
@@ -151,11 +191,21 @@ class NormBTLoss(BTLoss):
             self.num_batches_tracked.add_(1)
         return loss
 
+    def _pair_loss(self, chosen: HeadOutput, rejected: HeadOutput, *, margin, weights) -> torch.Tensor:
+        return self(
+            chosen.reward,
+            rejected.reward,
+            chosen_repr=chosen.representation,
+            rejected_repr=rejected.representation,
+            margin=margin,
+            weights=weights,
+        )
+
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, momentum={self.momentum}, eps={self.eps}"
 
 
-class AdaJudgeLoss(nn.Module):
+class AdaJudgeLoss(PairLoss):
     """The AdaJudge objective: focal BT on the rewards plus a floor on the router's entropy,
 
         `FocalBT(c, r) + λ · mean_{both sides} max(0, η − H(π))²`,
@@ -191,13 +241,15 @@ class AdaJudgeLoss(nn.Module):
         weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """`chosen`, `rejected`: `HeadOutput`s of `N` rows each; `margin`, `weights`: `[N]` → scalar fp32."""
-        for name, value in (("chosen", chosen), ("rejected", rejected)):
-            if not isinstance(value, HeadOutput):
-                raise TypeError(f"{name}: expected an adajudge.nn.HeadOutput, got {type(value).__name__}")
+        check_instance("chosen", chosen, HeadOutput, "an adajudge.nn.HeadOutput")
+        check_instance("rejected", rejected, HeadOutput, "an adajudge.nn.HeadOutput")
         loss = self.preference(chosen.reward, rejected.reward, margin=margin, weights=weights)
         floor = min(self.entropy_floor, math.log(chosen.router_probs.shape[-1]))
         entropy = torch.cat([chosen.router_entropy, rejected.router_entropy]).to(loss.dtype)  # [2N]
         return loss + self.entropy_coef * (floor - entropy).clamp(min=0).square().mean()
+
+    def _pair_loss(self, chosen: HeadOutput, rejected: HeadOutput, *, margin, weights) -> torch.Tensor:
+        return self(chosen, rejected, margin=margin, weights=weights)
 
     def extra_repr(self) -> str:
         return f"entropy_coef={self.entropy_coef}, entropy_floor={self.entropy_floor}"

@@ -107,6 +107,20 @@ def cached_features(model, collator, pairs, folder, *, name: str, settings: dict
     return dataset
 
 
+def training_summary(settings: dict, history: dict, train_pairs: int, heldout_pairs: int) -> dict:
+    """What the model card records of a finished run (`AdaJudgeConfig.training_summary`)."""
+    last = history["epochs"][-1] if history["epochs"] else {}
+    return {
+        "loss": settings["loss"],
+        "loss_options": settings["loss_options"],
+        "data": [Path(path).name for path in settings["data"]],
+        "train_pairs": train_pairs,
+        "epochs": settings["epochs"],
+        "heldout_pairs": heldout_pairs,
+        "heldout_accuracy": last.get("accuracy"),
+    }
+
+
 def run(args) -> int:
     """Run `adajudge train`; returns the exit status (0)."""
     import torch
@@ -116,6 +130,7 @@ def run(args) -> int:
     from adajudge.data.collator import PreferenceCollator
     from adajudge.data.encoding import encode_pairs
     from adajudge.modeling import AdaJudgeForRewardModeling
+    from adajudge.modeling.spans import chat_response_header
     from adajudge.training.features import collate_features
     from adajudge.training.loop import FitConfig, fit, head_forward, make_accelerator, model_forward
     from adajudge.training.losses import build_loss
@@ -130,6 +145,11 @@ def run(args) -> int:
     with make_accelerator().main_process_first():  # a first use writes the backbone folder: once, not per process
         path = backbone_dir(settings["backbone"])
     tokenizer = AutoTokenizer.from_pretrained(path)
+    try:  # saved with the model, it lets calls without response masks (pipelines, RLHF) find the response
+        response_header = chat_response_header(tokenizer)
+    except ValueError as error:
+        response_header = None
+        print(f"adajudge train: {error}; the saved model takes every token as response when given no response mask")
     collator = PreferenceCollator(tokenizer, max_length=settings["max_length"])
     pairs = load_pairs(settings["data"], settings["max_pairs"])
     eval_pairs = load_pairs(settings["eval_data"]) if settings["eval_data"] else None
@@ -195,6 +215,8 @@ def run(args) -> int:
     if is_main:
         write_log(history)
         if history["finished"]:
+            model.config.training_summary = training_summary(settings, history, len(train_set), len(eval_set))
+            model.config.response_header_ids = response_header
             model.save_pretrained(output_dir / "model")
             tokenizer.save_pretrained(output_dir / "model")
         last = history["epochs"][-1] if history["epochs"] else None

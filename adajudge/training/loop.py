@@ -22,7 +22,6 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from adajudge.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from adajudge.training.losses import head_output_from_model, pair_loss
 
 
 @dataclasses.dataclass
@@ -74,7 +73,7 @@ def model_forward(model, batch: dict):
     outputs = model(
         input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], response_mask=batch["response_mask"]
     )
-    return head_output_from_model(outputs)
+    return outputs.head_output()
 
 
 def epoch_batches(num_pairs: int, batch_size: int, seed: int, epoch: int, world_size: int) -> list[list[int]]:
@@ -212,7 +211,8 @@ def fit(
             pairs = batches[step_in_epoch]
             local = pairs[rank::world]
             batch = _to(collate([train_set[i] for i in local]), accelerator.device)
-            loss = pair_loss(loss_fn, forward(model, batch), margin=batch.get("margin"), weight=batch.get("weight"))
+            chosen, rejected = forward(model, batch).split_pairs()
+            loss = loss_fn.pair_loss(chosen, rejected, margin=batch.get("margin"), weights=batch.get("weight"))
             accelerator.backward(loss * (world * len(local) / len(pairs)))
             if config.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(params, config.max_grad_norm)

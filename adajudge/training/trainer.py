@@ -17,12 +17,12 @@ import os
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch import nn
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import RewardTrainer
 
 from adajudge.data.collator import ENCODED_KEYS, PreferenceCollator
-from adajudge.training.losses import build_loss, head_output_from_model, pair_loss
+from adajudge.nn import PairLoss
+from adajudge.training.losses import build_loss
 
 RAW_COLUMNS = ("prompt", "chosen", "rejected")
 LOSS_STATE = "loss.safetensors"
@@ -32,10 +32,10 @@ class AdaJudgeRewardTrainer(RewardTrainer):
     """`trl.RewardTrainer` whose `compute_loss` uses an adajudge loss and the collator's response masks.
 
     Args:
-        model: an `AdaJudgeForRewardModeling` (any model whose forward takes `response_mask` and returns
-            `logits [B, 1]`, `view_scores`, `router_probs`, `router_entropy`, `representation`).
+        model: an `AdaJudgeForRewardModeling` or a `replace_reward_head` model (any model whose forward takes
+            `response_mask` and returns an `adajudge.modeling.AdaJudgeRewardOutput`).
         args: `trl.RewardConfig`; `max_length` (default 1024) is the collator's token budget per sequence.
-        loss: "adajudge", "normbt", "focal", "bt", or a loss module from `adajudge.nn`.
+        loss: "adajudge", "normbt", "focal", "bt", or an `adajudge.nn.PairLoss` module.
         loss_options: keyword options for `build_loss` when `loss` is a name.
         data_collator: default `PreferenceCollator(processing_class, max_length=args.max_length)`.
         train_dataset / eval_dataset: `datasets.Dataset` with `prompt`, `chosen`, `rejected` (str or chat
@@ -60,12 +60,12 @@ class AdaJudgeRewardTrainer(RewardTrainer):
     ):
         if isinstance(loss, str):
             self.loss_fn = build_loss(loss, **(loss_options or {}))
-        elif isinstance(loss, nn.Module):
+        elif isinstance(loss, PairLoss):
             if loss_options:
                 raise ValueError("loss_options: only used when `loss` is a name, got options with a loss module")
             self.loss_fn = loss
         else:
-            raise TypeError(f"loss: expected a loss name or an nn.Module, got {type(loss).__name__}")
+            raise TypeError(f"loss: expected a loss name or an adajudge.nn.PairLoss, got {type(loss).__name__}")
         if data_collator is None:
             if processing_class is None:
                 raise ValueError("processing_class: expected the tokenizer (PreferenceCollator needs it), got None")
@@ -99,10 +99,10 @@ class AdaJudgeRewardTrainer(RewardTrainer):
         outputs = model(
             input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], response_mask=inputs["response_mask"]
         )
-        head_output = head_output_from_model(outputs)
+        head_output = outputs.head_output()
         self.loss_fn.to(head_output.reward.device)
-        loss = pair_loss(self.loss_fn, head_output, margin=inputs.get("margin"), weight=inputs.get("weight"))
         chosen, rejected = head_output.split_pairs()
+        loss = self.loss_fn.pair_loss(chosen, rejected, margin=inputs.get("margin"), weights=inputs.get("weight"))
         if self.args.center_rewards_coefficient is not None:  # TRL's centering term, as in RewardTrainer
             loss = loss + self.args.center_rewards_coefficient * (chosen.reward + rejected.reward).pow(2).mean()
 
