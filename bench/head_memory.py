@@ -106,10 +106,10 @@ def compare(shape: dict, *, num_blocks: int, mode: str, device: torch.device, ro
     return row
 
 
-def run(device: torch.device, *, shape: dict | None = None, rounds: int = 5) -> dict:
+def run(device: torch.device, *, shape: dict | None = None, num_blocks=NUM_BLOCKS, rounds: int = 5) -> dict:
     """Every (num_blocks, mode) row, at `shape` or else at `SHAPES[(device.type, num_blocks)]`."""
     rows = [compare(dict(shape or SHAPES[device.type, k]), num_blocks=k, mode=mode, device=device, rounds=rounds)
-            for k in NUM_BLOCKS for mode in MODES]
+            for k in num_blocks for mode in MODES]
     return {"device": device.type, "hidden_dtype": "bfloat16", "head_dtype": "float32", "rows": rows}
 
 
@@ -135,13 +135,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="writes head_memory.json here")
     parser.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1, as python -m bench)")
+    parser.add_argument("--shape", default=None, metavar="B,T,D", help="one shape for every row (default: SHAPES)")
+    parser.add_argument("--num-blocks", type=int, choices=NUM_BLOCKS, nargs="+", default=list(NUM_BLOCKS),
+                        help="refinement blocks of the rows (default: 0 1)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: expected a visible CUDA device, got none")
     if args.threads < 1:
         raise SystemExit(f"--threads: expected an integer >= 1, got {args.threads}")
+    shape = None
+    if args.shape is not None:
+        sizes = args.shape.split(",")
+        if len(sizes) != 3 or not all(size.isdigit() and int(size) > 0 for size in sizes):
+            raise SystemExit(f"--shape: expected three positive integers B,T,D, got {args.shape!r}")
+        shape = dict(zip("BTD", map(int, sizes)))
     torch.set_num_threads(args.threads)
-    result = run(torch.device(args.device))
+    result = run(torch.device(args.device), shape=shape, num_blocks=tuple(args.num_blocks))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "head_memory.json").write_text(json.dumps(result, indent=1) + "\n")
     print(markdown(result), end="")
