@@ -6,7 +6,7 @@ Passes over `hidden` (the `[B, T, D]` tensor that dominates the traffic):
     forward:  a = hidden @ w_a                 read 1   scores [B, T]
               [z_M; z_A; z_P] = W @ hidden     read 2   W = [1_R/|R|; β; 1_P/|P|], [B, 3, T]
     backward: q = hidden @ dz_A                read 1   [B, T]
-              dw_a = g @ hidden                read 2   g_t = β_t (q_t − <z_A, dz_A>)
+              dw_a = g @ hidden                read 2   g_t = β_t (q_t − Σ_s β_s q_s)
               dH = Wᵀ @ [dz_M; dz_A; w_a; dz_P]   write 1 (the only [B, T, D] allocation)
 
 The last-token view is a gather and its gradient a scatter-add into one row of dH. fp32 and fp64 inputs
@@ -78,7 +78,7 @@ def _masked_softmax(scores, mask):
 
 def multiview_pool_fwd(hidden, attention_mask, response_mask, attn_weight, attn_bias):
     """Padded `hidden [B, T, D]` → `(views [B, 4, D] in hidden.dtype, saved)`; `saved` feeds
-    `multiview_pool_bwd`: `(beta, last_index, mean_weights, prompt_weights, z_attn)`."""
+    `multiview_pool_bwd`: `(beta, last_index, mean_weights, prompt_weights)`."""
     response, prompt = _response_and_prompt(attention_mask, response_mask)
     batch, length, dim = hidden.shape
     compute_dtype = torch.promote_types(hidden.dtype, torch.float32)
@@ -104,25 +104,24 @@ def multiview_pool_fwd(hidden, attention_mask, response_mask, attn_weight, attn_
     gather_index = last_index.clamp(min=0)[:, None, None].expand(batch, 1, dim)
     z_last = hidden.gather(1, gather_index) * (last_index >= 0)[:, None, None]  # [B, 1, D]
     views = torch.cat([z_last, pooled.to(hidden.dtype)], dim=1)  # View order: last, mean, attn, prompt
-    return views, (beta, last_index, mean_weights, prompt_weights, pooled[:, View.ATTN - View.MEAN])
+    return views, (beta, last_index, mean_weights, prompt_weights)
 
 
 def multiview_pool_bwd(grad_views, hidden, attn_weight, attn_bias, saved):
     """VJP of docs/design.md §3 for padded `hidden`: `(d_hidden, d_attn_weight, d_attn_bias or None)`."""
-    beta, last_index, mean_weights, prompt_weights, z_attn = saved
+    beta, last_index, mean_weights, prompt_weights = saved
     batch, length, dim = hidden.shape
     compute_dtype = beta.dtype
     grad = grad_views.to(compute_dtype)
     dz_attn = grad[:, View.ATTN]
-    z_dot = (z_attn * dz_attn).sum(-1, keepdim=True)  # <z_A, dz_A>, [B, 1]
-
-    gs, d_weight = [], torch.zeros(dim, dtype=compute_dtype, device=hidden.device)
-    for rows in _row_slabs(hidden):
-        h = hidden[rows].to(compute_dtype)
-        g = beta[rows] * (_row_dots(h, dz_attn[rows]) - z_dot[rows])  # [b, T], read 1
-        d_weight = d_weight + torch.bmm(g[:, None, :], h).sum((0, 1))  # read 2
-        gs.append(g)
-    g = gs[0] if len(gs) == 1 else torch.cat(gs)
+    slabs = _row_slabs(hidden)
+    q = torch.cat([_row_dots(hidden[rows].to(compute_dtype), dz_attn[rows]) for rows in slabs])  # [B, T], read 1
+    # <z_A, dz_A> written as Σ_s β_s q_s: equal in exact arithmetic, and the same rounded q_t on both sides of
+    # g_t's difference, so a one-token response gives g = 0 exactly, as autograd's softmax backward does.
+    g = beta * (q - (beta * q).sum(-1, keepdim=True))  # [B, T]
+    d_weight = torch.zeros(dim, dtype=compute_dtype, device=hidden.device)
+    for rows in slabs:
+        d_weight = d_weight + torch.bmm(g[rows, None, :], hidden[rows].to(compute_dtype)).sum((0, 1))  # read 2
 
     # dH_t = [t=τ]·dz_L + 1_R/|R|·dz_M + β_t·dz_A + g_t·w_a + 1_P/|P|·dz_P: one batched product, then τ's row.
     token_weights = torch.stack([mean_weights, beta, g, prompt_weights], dim=2)  # [B, T, 4]
