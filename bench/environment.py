@@ -8,13 +8,9 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-# The Triton pooling forward reads this private variable at every launch: "fused" (the default: one pass,
-# fp32 accumulators in a global partial buffer re-read per token block) or "two_phase" (scores first, then
-# D tiled across programs with the accumulators in registers). The fused PyTorch path ignores it.
-POOL_FORWARD_ENV = "ADAJUDGE_POOL_FORWARD"
-POOL_FORWARD_VARIANTS = ("fused", "two_phase")
+from adajudge.kernels.pool_forward import FORWARD_VARIANT_ENV, FORWARD_VARIANTS, forward_variant
 
+REPO = Path(__file__).resolve().parents[1]
 
 def _git(*args: str) -> str | None:
     try:
@@ -47,11 +43,6 @@ def versions() -> dict:
         "cuda": torch.version.cuda,
         "adajudge": adajudge.__version__,
     }
-
-
-def pool_forward() -> str:
-    """The pooling forward variant the next Triton launch will use (`$ADAJUDGE_POOL_FORWARD`, default "fused")."""
-    return os.environ.get(POOL_FORWARD_ENV) or POOL_FORWARD_VARIANTS[0]
 
 
 def _cpu_model() -> str:

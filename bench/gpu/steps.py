@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.environment import POOL_FORWARD_VARIANTS
+from adajudge.kernels.pool_forward import FORWARD_VARIANTS as POOL_FORWARD_VARIANTS
 from bench.gpu import process
 
 TEST_FILES = ("tests/test_ops_*.py", "tests/test_kernels_*.py", "tests/test_nn_heads.py", "tests/test_nn_refinement.py")
