@@ -99,6 +99,7 @@ def multiview_pool_fwd(hidden, attention_mask, response_mask, attn_weight, attn_
         mix = torch.stack([mean_weights[rows], beta, prompt_weights[rows]], dim=1)  # [b, 3, T]
         pooled.append(torch.bmm(mix, h))  # read 2
         betas.append(beta)
+        del h  # one upcast slab alive at a time
     pooled, beta = (pooled[0], betas[0]) if len(pooled) == 1 else (torch.cat(pooled), torch.cat(betas))
 
     gather_index = last_index.clamp(min=0)[:, None, None].expand(batch, 1, dim)
@@ -107,8 +108,9 @@ def multiview_pool_fwd(hidden, attention_mask, response_mask, attn_weight, attn_
     return views, (beta, last_index, mean_weights, prompt_weights)
 
 
-def multiview_pool_bwd(grad_views, hidden, attn_weight, attn_bias, saved):
-    """VJP of docs/design.md §3 for padded `hidden`: `(d_hidden, d_attn_weight, d_attn_bias or None)`."""
+def multiview_pool_bwd(grad_views, hidden, attn_weight, attn_bias, saved, needs_d_hidden=True):
+    """VJP of docs/design.md §3 for padded `hidden`: `(d_hidden or None, d_attn_weight, d_attn_bias or None)`.
+    `needs_d_hidden=False` (a frozen backbone's states) skips the one `[B, T, D]` write."""
     beta, last_index, mean_weights, prompt_weights = saved
     batch, length, dim = hidden.shape
     compute_dtype = beta.dtype
@@ -123,6 +125,9 @@ def multiview_pool_bwd(grad_views, hidden, attn_weight, attn_bias, saved):
     for rows in slabs:
         d_weight = d_weight + torch.bmm(g[rows, None, :], hidden[rows].to(compute_dtype)).sum((0, 1))  # read 2
 
+    d_bias = None if attn_bias is None else g.sum().to(attn_bias.dtype).reshape(attn_bias.shape)
+    if not needs_d_hidden:
+        return None, d_weight.to(attn_weight.dtype), d_bias
     # dH_t = [t=τ]·dz_L + 1_R/|R|·dz_M + β_t·dz_A + g_t·w_a + 1_P/|P|·dz_P: one batched product, then τ's row.
     token_weights = torch.stack([mean_weights, beta, g, prompt_weights], dim=2)  # [B, T, 4]
     row_grads = torch.stack(
@@ -138,7 +143,6 @@ def multiview_pool_bwd(grad_views, hidden, attn_weight, attn_bias, saved):
     scatter_index = last_index.clamp(min=0)[:, None, None].expand(batch, 1, dim)
     d_last = (grad[:, View.LAST : View.LAST + 1] * has_last[:, None, None]).to(d_hidden.dtype)
     d_hidden.scatter_add_(1, scatter_index, d_last)
-    d_bias = None if attn_bias is None else g.sum().to(attn_bias.dtype).reshape(attn_bias.shape)
     return d_hidden, d_weight.to(attn_weight.dtype), d_bias
 
 
@@ -165,8 +169,9 @@ class MultiViewPoolFused(torch.autograd.Function):
     def backward(ctx, grad_views):
         hidden, attn_weight, attn_bias, row, column, *saved = ctx.saved_tensors
         padded = hidden if row is None else _pad(hidden, row, column, *ctx.padded_shape)
-        d_hidden, d_weight, d_bias = multiview_pool_bwd(grad_views, padded, attn_weight, attn_bias, tuple(saved))
-        if row is not None:
+        needs_d_hidden = ctx.needs_input_grad[0]
+        d_hidden, d_weight, d_bias = multiview_pool_bwd(grad_views, padded, attn_weight, attn_bias, tuple(saved), needs_d_hidden)
+        if row is not None and needs_d_hidden:
             d_hidden = d_hidden[row, column]
         return d_hidden, None, None, d_weight, d_bias, None, None
 
