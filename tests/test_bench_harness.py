@@ -8,7 +8,7 @@ import torch
 from bench.bytes_model import bytes_moved
 from bench.cases import TRITON_OPS as OPS
 from bench.cli import main
-from bench.environment import POOL_FORWARD_ENV
+from adajudge.kernels.pool_forward import FORWARD_VARIANT_ENV
 from bench.memory import peak_cpu
 from bench.passes import PassRun
 from bench.static_report import rows_for
@@ -154,7 +154,7 @@ def test_static_report_rows_with_op_and_variant_are_matched_by_them_not_by_kerne
     assert rows_for(report, "router_mix", "full", None, torch.float32) == [rows[2]]
 
 def test_pool_forward_variant_labels_every_record_and_time_limit_lists_cases_not_started(tmp_path, restore_threads, monkeypatch):
-    monkeypatch.delenv(POOL_FORWARD_ENV, raising=False)  # the CLI sets it for the process: restored after the test
+    monkeypatch.delenv(FORWARD_VARIANT_ENV, raising=False)  # the CLI sets it for the process: restored after the test
     options = ["--ops", "multiview_pool", "--impls", "eager", "--passes", "forward", "--no-static-report"]
     meta, records = _run(tmp_path, *options, "--pool-forward", "two_phase")
     assert meta["pool_forward"] == "two_phase" and meta["complete"] and meta["not_run"] == []

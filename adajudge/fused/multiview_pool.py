@@ -65,15 +65,9 @@ def _pad(x: torch.Tensor, row: torch.Tensor, column: torch.Tensor, rows: int, co
 
 
 def _masked_softmax(scores, mask):
-    """Softmax of `scores [B, T]` over `mask`; all-masked rows give zeros.
-
-    Written out rather than `torch.softmax`, whose multi-threaded CPU kernel cost milliseconds on small
-    tensors while another process kept a core busy (bench/RESULTS.md).
-    """
-    scores = scores.masked_fill(~mask, float("-inf"))
-    peak = scores.amax(dim=1, keepdim=True).clamp(min=torch.finfo(scores.dtype).min)  # finite for empty rows
-    weights = (scores - peak).exp()
-    return weights / weights.sum(dim=1, keepdim=True).clamp(min=torch.finfo(scores.dtype).tiny)
+    """Softmax of `scores [B, T]` over `mask`; a row with no True entry gives zeros (never NaN): masked
+    entries get the dtype's lowest value, not −inf, and the result is multiplied by the mask."""
+    return torch.softmax(scores.masked_fill(~mask, torch.finfo(scores.dtype).min), dim=1) * mask
 
 
 def multiview_pool_fwd(hidden, attention_mask, response_mask, attn_weight, attn_bias):

@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from adajudge.kernels.pool_forward import FORWARD_VARIANTS as POOL_FORWARD_VARIANTS
+from adajudge.kernels.pool_forward import FORWARD_VARIANTS
 from bench.gpu import process
 
 TEST_FILES = ("tests/test_ops_*.py", "tests/test_kernels_*.py", "tests/test_nn_heads.py", "tests/test_nn_refinement.py")
@@ -246,9 +246,9 @@ def variant_comparison(runs: list[dict]) -> list[dict]:
                 by_key.setdefault(key, {})[run["pool_forward"]] = row
     table = []
     for (preset, shape, pass_), rows in by_key.items():
-        if all(v in rows for v in POOL_FORWARD_VARIANTS):
+        if all(v in rows for v in FORWARD_VARIANTS):
             entry = {"preset": preset, "shape": json.loads(shape), "pass": pass_}
-            for v in POOL_FORWARD_VARIANTS:
+            for v in FORWARD_VARIANTS:
                 entry[v] = {k: rows[v][k] for k in ("median_ms", "gbps", "fraction_of_copy_bandwidth")}
             entry["two_phase_over_fused_time"] = rows["two_phase"]["median_ms"] / rows["fused"]["median_ms"]
             table.append(entry)
