@@ -2,6 +2,7 @@
 
     python -m bench --quick --out bench-results --markdown
     python -m bench --ops multiview_pool --passes forward,backward --device cuda
+    python -m bench --preset pooling --pool-forward two_phase      # the other accumulator variant
 
 Writes `results.json`, `speedup_vs_size.png`, `gbps_vs_size.png` (and `results.md` with `--markdown`)
 under `--out`, and prints a table.
@@ -9,6 +10,7 @@ under `--out`, and prints a table.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -58,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU intra-op threads (default 1 on cpu: on a shared machine OpenMP barriers with a "
                              "descheduled thread cost milliseconds per op; 0 = torch's own default)")
+    parser.add_argument("--pool-forward", choices=environment.FORWARD_VARIANTS, default=None,
+                        help=f"Triton pooling forward variant: sets ${environment.FORWARD_VARIANT_ENV} for this run "
+                             "(default: the environment's, else fused); recorded in every record")
+    parser.add_argument("--time-limit-s", type=float, default=None,
+                        help="start no new case after this many seconds; cases not started are listed in "
+                             "results.json (meta.not_run)")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -83,14 +91,34 @@ def _static(args, cases: list[Case], dtype: torch.dtype, plan, console: Console)
     return report
 
 
+def _write_results(out: Path, meta: dict, records: list[dict], *, copy: dict, elapsed_s: float, complete: bool) -> None:
+    """Write `results.json`: after every case (`complete: false`, the copy bandwidth from the start only),
+    so a run stopped from outside keeps what it measured, and once more at the end."""
+    measured = [bw["gbps"] for bw in (copy["start"], copy["end"]) if bw is not None]
+    meta["copy_bandwidth"] = {**copy, "gbps": max(measured)}
+    meta["complete"] = complete
+    meta["elapsed_s"] = elapsed_s
+    for record in records:
+        record["fraction_of_copy_bandwidth"] = None if record["gbps"] is None else record["gbps"] / meta["copy_bandwidth"]["gbps"]
+        record["versions"] = meta["versions"]
+        record["git_commit"] = meta["git"]["commit"]
+        record["machine"] = meta["machine_description"]
+        record["pool_forward"] = meta["pool_forward"]
+    write_json(out / "results.json", meta, records)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     console = Console()
     started = time.perf_counter()
+    if args.pool_forward is not None:
+        os.environ[environment.FORWARD_VARIANT_ENV] = args.pool_forward
     device = _device(args.device)
     if args.threads is not None and args.threads < 0:
         raise SystemExit(f"--threads: expected an integer >= 0, got {args.threads}")
+    if args.time_limit_s is not None and not args.time_limit_s > 0:
+        raise SystemExit(f"--time-limit-s: expected seconds > 0, got {args.time_limit_s}")
     threads = args.threads if args.threads is not None else (1 if device.type == "cpu" else 0)
     if threads > 0:
         torch.set_num_threads(threads)
@@ -111,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         "dtype": dtype_name(dtype),
         "impls": list(args.impls),
         "passes": list(args.passes),
+        "pool_forward": environment.forward_variant(),
+        "time_limit_s": args.time_limit_s,
         "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": environment.versions(),
         "git": environment.git_state(),
@@ -126,25 +156,24 @@ def main(argv: list[str] | None = None) -> int:
     start_bw = copy_bandwidth(device, plan.copy_bytes)
     static = _static(args, cases, dtype, plan, console)
 
-    def progress(index: int, case: Case, seconds: float) -> None:
+    def progress(index: int, case: Case, seconds: float, records: list[dict]) -> None:
         console.print(f"[{index + 1}/{len(cases)}] {case.label}  {seconds:.1f} s  (total {time.perf_counter() - started:.0f} s)")
+        _write_results(args.out, meta, records, copy={"start": start_bw, "end": None},
+                       elapsed_s=time.perf_counter() - started, complete=False)
 
     from bench.runner import run_all
 
-    records = run_all(cases, args.impls, args.passes, plan, static=static, predict_gbps=args.h100_gbps,
-                      seed=args.seed, omitted=left_out, on_case=progress)
+    deadline = None if args.time_limit_s is None else started + args.time_limit_s
+    records, not_run = run_all(cases, args.impls, args.passes, plan, static=static, predict_gbps=args.h100_gbps,
+                               seed=args.seed, omitted=left_out, on_case=progress, deadline=deadline)
+    meta["not_run"] = [{"case": label, "reason": f"--time-limit-s {args.time_limit_s:g} reached"} for label in not_run]
+    for item in meta["not_run"]:
+        console.print(f"not run: {item['case']} ({item['reason']})")
     end_bw = copy_bandwidth(device, plan.copy_bytes)
-    copy_gbps = max(start_bw["gbps"], end_bw["gbps"])
-    meta["copy_bandwidth"] = {"start": start_bw, "end": end_bw, "gbps": copy_gbps}
     meta["static_report"] = None if static is None else {k: static[k] for k in ("available", "reason", "archs", "hidden_sizes")}
     meta["load_average_end"] = environment.machine(device)["load_average"]
-    meta["elapsed_s"] = time.perf_counter() - started
-    for record in records:
-        record["fraction_of_copy_bandwidth"] = None if record["gbps"] is None else record["gbps"] / copy_gbps
-        record["versions"] = meta["versions"]
-        record["git_commit"] = meta["git"]["commit"]
-        record["machine"] = meta["machine_description"]
-    write_json(args.out / "results.json", meta, records)
+    _write_results(args.out, meta, records, copy={"start": start_bw, "end": end_bw},
+                   elapsed_s=time.perf_counter() - started, complete=True)
     plots = write_plots(meta, records, args.out)
     print_table(meta, records, console)
     if args.markdown:

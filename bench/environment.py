@@ -1,4 +1,4 @@
-"""What the numbers were measured with: versions, commit, machine, load."""
+"""What the numbers were measured with: versions, commit, machine, load, and the pooling forward's variant."""
 from __future__ import annotations
 
 import os
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+from adajudge.kernels.pool_forward import FORWARD_VARIANT_ENV, FORWARD_VARIANTS, forward_variant
 
+REPO = Path(__file__).resolve().parents[1]
 
 def _git(*args: str) -> str | None:
     try:

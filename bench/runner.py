@@ -8,14 +8,12 @@ from typing import Callable
 
 import torch
 
-from bench.cases import Case, build_workload, differentiable_outputs
+from bench.cases import LAUNCH_BOUND_OPS, TRITON_OPS, Case, build_workload, differentiable_outputs
 from bench.memory import peak_memory
 from bench.passes import make_pass
-from bench.static_report import TRITON_OPS, dtype_name, rows_for
+from bench.static_report import dtype_name, rows_for
 from bench.sweeps import Budget
 from bench.timing import cudagraph_capturable, synchronize, time_cpu, time_cuda
-
-CUDAGRAPH_OPS = ("router_mix", "preference_loss")  # launch-bound: host overhead would swamp the kernel
 
 
 def _max_abs_diff(outputs, reference) -> float:
@@ -42,7 +40,7 @@ def _time(case: Case, runs: dict, budget: Budget) -> tuple[dict, str | None]:
     if case.device.type != "cuda":
         return time_cpu(runs, rounds=budget.rounds, min_sample_s=budget.min_sample_s), None
     note = None
-    cudagraph = case.op in CUDAGRAPH_OPS
+    cudagraph = case.op in LAUNCH_BOUND_OPS
     if cudagraph:
         note = cudagraph_capturable(runs)
         cudagraph = note is None
@@ -131,11 +129,16 @@ def _adajudge_fields(case: Case, pass_: str, nbytes: int | None, static: dict | 
 
 
 def run_all(cases: list[Case], impls, passes, budget: Budget, *, static, predict_gbps: float, seed: int,
-            omitted: dict | None = None, on_case: Callable[[int, Case, float], None] | None = None) -> list[dict]:
-    """Records of every case; dynamo is reset when the (op, variant) changes, so each op's compile is its
-    own. `omitted`: `{(op, impl): reason}` pairs not run."""
+            omitted: dict | None = None, on_case: Callable[[int, Case, float, list[dict]], None] | None = None,
+            deadline: float | None = None) -> tuple[list[dict], list[str]]:
+    """Records of every case, and the labels of the cases not started because `time.perf_counter()` had
+    passed `deadline` (a case once started runs to its end). `on_case(index, case, seconds, records so
+    far)` is called after each case. Dynamo is reset when the (op, variant)
+    changes, so each op's compile is its own. `omitted`: `{(op, impl): reason}` pairs not run."""
     records, group = [], None
     for index, case in enumerate(cases):
+        if deadline is not None and time.perf_counter() > deadline:
+            return records, [c.label for c in cases[index:]]
         if case.group != group:
             torch._dynamo.reset()
             group = case.group
@@ -143,5 +146,5 @@ def run_all(cases: list[Case], impls, passes, budget: Budget, *, static, predict
         chosen = [impl for impl in impls if (case.op, impl) not in (omitted or {})]
         records.extend(run_case(case, chosen, passes, budget, static=static, predict_gbps=predict_gbps, seed=seed))
         if on_case is not None:
-            on_case(index, case, time.perf_counter() - start)
-    return records
+            on_case(index, case, time.perf_counter() - start, records)
+    return records, []

@@ -36,6 +36,7 @@ from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.runtime.driver import driver  # noqa: E402
 
 from adajudge.kernels.launch import record_launches  # noqa: E402
+from adajudge.kernels.pool_forward import FORWARD_VARIANT_ENV, FORWARD_VARIANTS  # noqa: E402
 
 ARCHS = (80, 90)
 HIDDEN_SIZES = (576, 896, 2048, 3584, 4096, 8192)
@@ -91,23 +92,24 @@ def _pooling_launches(dim: int, dtype: torch.dtype):
         layouts[f"packed_{str(index_dtype).removeprefix('torch.')}"] = (hidden, cu, max(PACKED_LENGTHS))
     for layout, (hidden, cu, max_seqlen) in layouts.items():
         kinds = torch.randint(0, 3, hidden.shape[:-1], generator=gen, dtype=torch.int8)
-        for variant in pool.FORWARD_VARIANTS:
+        for variant in FORWARD_VARIANTS:
             for attn_bias in (bias, None):
                 inputs = (hidden, kinds, weight, attn_bias, cu)
-                os.environ["ADAJUDGE_POOL_FORWARD"] = variant
+                os.environ[FORWARD_VARIANT_ENV] = variant
                 try:
                     with record_launches(execute=False) as launches:
                         outputs = pool.multiview_pool_fwd(*inputs, max_seqlen)
                 finally:
-                    os.environ.pop("ADAJUDGE_POOL_FORWARD")
+                    os.environ.pop(FORWARD_VARIANT_ENV)
                 name = f"{layout}/{variant}/{'bias' if attn_bias is not None else 'no_bias'}"
                 yield f"fwd {name}", launches, inputs
         views, scores, z_attn, lse, counts, last_index = outputs
         grad = torch.randn(views.shape, generator=gen).to(dtype)
         inputs = (grad, hidden, kinds, scores, cu, weight, z_attn, lse, counts, last_index)
-        with record_launches(execute=False) as launches:
-            pool.multiview_pool_bwd(*inputs, max_seqlen)
-        yield f"bwd {layout}", launches, inputs
+        for write_d_hidden in (True, False):
+            with record_launches(execute=False) as launches:
+                pool.multiview_pool_bwd(*inputs, max_seqlen, write_d_hidden)
+            yield f"bwd {layout}{'' if write_d_hidden else '/frozen_hidden'}", launches, inputs
 
 
 def _router_launches(dtype: torch.dtype):

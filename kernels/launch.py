@@ -21,6 +21,7 @@ import functools
 import torch
 import triton
 from torch.library import wrap_triton
+from triton.runtime.interpreter import InterpretedFunction
 
 # Bytes of one [BLOCK_T, D] token tile that should stay cache-resident between the two sweeps over D that
 # the fused pooling kernels make per token block (the second sweep re-reads the tile from L1/L2, not DRAM).
@@ -102,7 +103,10 @@ def launch(
     if min(grid) == 0:
         return
     options = {"num_warps": num_warps, "num_stages": num_stages} | ({"maxnreg": maxnreg} if maxnreg else {})
-    wrap_triton(kernel)[grid](**arguments, **options)
+    # `wrap_triton` lets torch.compile see the kernel; the CPU interpreter compiles nothing, and some torch
+    # releases (2.11) refuse its interpreted kernels there.
+    runner = kernel if isinstance(kernel, InterpretedFunction) else wrap_triton(kernel)
+    runner[grid](**arguments, **options)
 
 
 def on_device(tensor: torch.Tensor):

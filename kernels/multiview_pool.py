@@ -43,8 +43,6 @@ once, writes dH once; dw_a in one fp32 partial row per program, summed on the ho
 
 No launcher reads a tensor's values on the host: the packed layout takes its longest row as `max_seqlen`.
 """
-import os
-
 import torch
 import triton
 import triton.language as tl
@@ -62,9 +60,8 @@ from adajudge.kernels.launch import (
     target_programs,
     token_splits,
 )
+from adajudge.kernels.pool_forward import forward_variant
 from adajudge.views import NUM_VIEWS, TokenKind, View
-
-FORWARD_VARIANTS = ("fused", "two_phase")
 # Tile of the two-phase accumulation: [TWO_PHASE_BLOCK_T tokens, TWO_PHASE_BLOCK_D] over 4 warps.
 TWO_PHASE_BLOCK_T = 32
 TWO_PHASE_BLOCK_D = 128
@@ -321,8 +318,9 @@ def multiview_pool_bwd_kernel(
     grad_views, z_attn, lse, counts, last_index,
     d_hidden, partial_dw, partial_db,
     max_len, D, chunk_len, num_splits, num_work, stride_hb, stride_ht, stride_w, stride_gb, stride_gv, stride_gd,
-    IS_VARLEN: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+    IS_VARLEN: tl.constexpr, WRITE_D_HIDDEN: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
+    """WRITE_D_HIDDEN False (hidden needs no gradient: a frozen backbone) computes dw_a and db_a only."""
     pid = tl.program_id(0)
     dw = partial_dw + pid.to(tl.int64) * D  # this program's fp32 partial row, zero-initialised
     db = 0.0
@@ -371,17 +369,11 @@ def multiview_pool_bwd_kernel(
                 w = tl.load(attn_weight + offs_d * stride_w, mask=mask_d, other=0.0).to(tl.float32)
                 dh = (c_last[:, None] * dz_l[None, :] + c_mean[:, None] * dz_m[None, :] + beta[:, None] * dz_a[None, :]
                       + g[:, None] * w[None, :] + c_prompt[:, None] * dz_p[None, :])
-                tl.store(d_hidden + out_offsets + offs_d[None, :], dh.to(d_hidden.dtype.element_ty), mask=mask)
+                if WRITE_D_HIDDEN:
+                    tl.store(d_hidden + out_offsets + offs_d[None, :], dh.to(d_hidden.dtype.element_ty), mask=mask)
                 tl.store(dw + offs_d, tl.load(dw + offs_d, mask=mask_d) + tl.sum(g[:, None] * h, axis=0), mask=mask_d)
             tl.debug_barrier()  # the next block reloads the dw row: order this block's stores before it
     tl.store(partial_db + pid, db)
-
-
-def _forward_variant() -> str:
-    variant = os.environ.get("ADAJUDGE_POOL_FORWARD", "fused")
-    if variant not in FORWARD_VARIANTS:
-        raise ValueError(f"ADAJUDGE_POOL_FORWARD: expected one of {FORWARD_VARIANTS}, got {variant!r}")
-    return variant
 
 
 def _layout(hidden: torch.Tensor, cu_seqlens: torch.Tensor | None, max_seqlen: int) -> tuple[int, int, int, int]:
@@ -410,7 +402,7 @@ def multiview_pool_fwd(
     dim, device = hidden.shape[-1], hidden.device
     rows, max_len, stride_hb, stride_ht = _layout(hidden, cu_seqlens, max_seqlen)
     plan = plan_token_sweep(dim, hidden.element_size(), max_len, rows, device)
-    two_phase = _forward_variant() == "two_phase"
+    two_phase = forward_variant() == "two_phase"
     stat_splits, stat_chunk = plan.num_splits, plan.chunk_len
     acc_splits, acc_chunk, d_tiles = stat_splits, stat_chunk, 1
     acc_block_t, acc_block_d = forced_tile(TWO_PHASE_BLOCK_T, TWO_PHASE_BLOCK_D)
@@ -463,16 +455,17 @@ def multiview_pool_bwd(
     counts: torch.Tensor,
     last_index: torch.Tensor,
     max_seqlen: int,
+    write_d_hidden: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Launch the one-pass backward. Returns `(d_hidden like hidden, d_attn_weight [D] in attn_weight's dtype,
-    d_attn_bias [] fp32)`."""
+    """Launch the one-pass backward. Returns `(d_hidden like hidden, or empty when not `write_d_hidden`,
+    d_attn_weight [D] in attn_weight's dtype, d_attn_bias [] fp32)`."""
     hidden = hidden if hidden.stride(-1) == 1 else hidden.contiguous()
     dim, device = hidden.shape[-1], hidden.device
     rows, max_len, stride_hb, stride_ht = _layout(hidden, cu_seqlens, max_seqlen)
     plan = plan_token_sweep(dim, hidden.element_size(), max_len, rows, device)
     num_work = rows * plan.num_splits
     programs = max(1, min(num_work, target_programs(device)))
-    d_hidden = torch.empty(hidden.shape, dtype=hidden.dtype, device=device)
+    d_hidden = torch.empty(hidden.shape if write_d_hidden else (0,), dtype=hidden.dtype, device=device)
     partial_dw = torch.zeros(programs, dim, dtype=torch.float32, device=device)
     partial_db = torch.zeros(programs, dtype=torch.float32, device=device)
     with on_device(hidden):
@@ -484,7 +477,8 @@ def multiview_pool_bwd(
             max_len=max_len, D=dim, chunk_len=plan.chunk_len, num_splits=plan.num_splits, num_work=num_work,
             stride_hb=stride_hb, stride_ht=stride_ht, stride_w=attn_weight.stride(0),
             stride_gb=grad_views.stride(0), stride_gv=grad_views.stride(1), stride_gd=grad_views.stride(2),
-            IS_VARLEN=cu_seqlens is not None, BLOCK_T=plan.block_t, BLOCK_D=plan.block_d, num_warps=POOL_WARPS, maxnreg=POOL_MAX_REGISTERS,
+            IS_VARLEN=cu_seqlens is not None, WRITE_D_HIDDEN=write_d_hidden, BLOCK_T=plan.block_t, BLOCK_D=plan.block_d,
+            num_warps=POOL_WARPS, maxnreg=POOL_MAX_REGISTERS,
         )
     return d_hidden, partial_dw.sum(0).to(attn_weight.dtype), partial_db.sum()
 
@@ -511,13 +505,18 @@ class MultiViewPoolTriton(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_views):
         hidden, kinds, cu_seqlens, attn_weight, scores, z_attn, lse, counts, last_index = ctx.saved_tensors
+        needs_d_hidden = ctx.needs_input_grad[0]
         d_hidden, d_weight, d_bias = torch.ops.adajudge.multiview_pool_bwd(
-            grad_views, hidden, kinds, scores, cu_seqlens, attn_weight, z_attn, lse, counts, last_index, ctx.max_seqlen
+            grad_views, hidden, kinds, scores, cu_seqlens, attn_weight, z_attn, lse, counts, last_index, ctx.max_seqlen,
+            needs_d_hidden,
         )
-        if ctx.bias_layout is not None:
+        d_hidden = d_hidden if needs_d_hidden else None
+        if ctx.bias_layout is None:
+            d_bias = None
+        else:
             dtype, shape = ctx.bias_layout
             d_bias = d_bias.to(dtype).reshape(shape)
-        return d_hidden, None, None, d_weight, d_bias if ctx.bias_layout else None, None, None
+        return d_hidden, None, None, d_weight, d_bias, None, None
 
 
 def multiview_pool_triton(hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_seqlens, max_seqlen):

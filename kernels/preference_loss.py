@@ -194,9 +194,7 @@ class PreferenceLossTriton(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_loss):
-        grads = preference_loss_bwd(grad_loss, ctx.saved_tensors)
-        grads = [None if dtype is None else g.to(dtype) for g, dtype in zip(grads, ctx.dtypes)]
-        return (*grads, None, None, None, None, None)
+        return (*preference_loss_bwd(grad_loss, ctx.saved_tensors, ctx.dtypes), None, None, None, None, None)
 
 
 def preference_loss_triton(chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, options):

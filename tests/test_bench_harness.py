@@ -6,13 +6,14 @@ import pytest
 import torch
 
 from bench.bytes_model import bytes_moved
+from bench.cases import TRITON_OPS as OPS
 from bench.cli import main
+from adajudge.kernels.pool_forward import FORWARD_VARIANT_ENV
 from bench.memory import peak_cpu
 from bench.passes import PassRun
 from bench.static_report import rows_for
 from bench.timing import time_cpu
 
-OPS = ("multiview_pool", "router_mix", "preference_loss")
 RECORD_FIELDS = {
     "op", "variant", "impl", "pass", "shape", "dtype", "device", "median_ms", "spread", "gbps",
     "fraction_of_copy_bandwidth", "peak_memory_bytes", "versions", "git_commit", "machine", "speedup_vs_eager",
@@ -28,7 +29,8 @@ def restore_threads():
 
 
 def _run(tmp_path, *options) -> tuple[dict, list[dict]]:
-    code = main(["--preset", "tiny", "--out", str(tmp_path), "--ops", ",".join(OPS), "--device", "cpu", *options])
+    ops = [] if "--ops" in options else ["--ops", ",".join(OPS)]
+    code = main(["--preset", "tiny", "--out", str(tmp_path), *ops, "--device", "cpu", *options])
     assert code == 0
     data = json.loads((tmp_path / "results.json").read_text())
     return data["meta"], data["records"]
@@ -140,3 +142,22 @@ def test_static_report_rows_are_matched_by_kernel_pass_size_and_dtype():
     assert rows_for(report, "multiview_pool", "full", 64, torch.float32) == rows[:3]
     assert rows_for(report, "multiview_pool", "forward", 64, torch.bfloat16) == [rows[4]]
     assert rows_for(report, "router_mix", "forward", None, torch.float32) == [rows[5]]
+
+
+def test_static_report_rows_with_op_and_variant_are_matched_by_them_not_by_kernel_names():
+    row = lambda kernel, op, variant: {"kernel": kernel, "op": op, "variant": variant, "hidden_size": 64, "dtype": "fp32", "arch": "sm_90"}
+    rows = [row("pool_a_kernel", "multiview_pool", "fwd padded/fused/bias"), row("pool_b_kernel", "multiview_pool", "bwd padded"),
+            row("mix_kernel", "router_mix", "fwd"), row("mix_kernel", "router_mix", "fwd")]
+    report = {"rows": rows}
+    assert rows_for(report, "multiview_pool", "forward", 64, torch.float32) == [rows[0]]
+    assert rows_for(report, "multiview_pool", "backward", 64, torch.float32) == [rows[1]]
+    assert rows_for(report, "router_mix", "full", None, torch.float32) == [rows[2]]
+
+def test_pool_forward_variant_labels_every_record_and_time_limit_lists_cases_not_started(tmp_path, restore_threads, monkeypatch):
+    monkeypatch.delenv(FORWARD_VARIANT_ENV, raising=False)  # the CLI sets it for the process: restored after the test
+    options = ["--ops", "multiview_pool", "--impls", "eager", "--passes", "forward", "--no-static-report"]
+    meta, records = _run(tmp_path, *options, "--pool-forward", "two_phase")
+    assert meta["pool_forward"] == "two_phase" and meta["complete"] and meta["not_run"] == []
+    assert records and all(r["pool_forward"] == "two_phase" for r in records)
+    meta, records = _run(tmp_path, *options, "--time-limit-s", "1e-6")
+    assert records == [] and [item["case"] for item in meta["not_run"]] == ["multiview_pool B=2 D=32 T=16", "multiview_pool B=2 D=32 T=64"]

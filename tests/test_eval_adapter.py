@@ -92,23 +92,23 @@ def test_response_mask_is_passed_when_forward_takes_it():
 
 def test_bad_arguments_raise(classifier_and_tokenizer):
     model, tokenizer = classifier_and_tokenizer
-    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+    with pytest.raises(TypeError, match="model: expected a torch.nn.Module"):
         reward_fn_from_model(object(), tokenizer)
-    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+    with pytest.raises(ValueError, match="batch_size: expected an int >= 1, got 0"):
         reward_fn_from_model(model, tokenizer, batch_size=0)
     two_labels = SimpleNamespace(num_labels=2, pad_token_id=0)
     module = ResponseLengthModel()
     module.config = two_labels
-    with pytest.raises(ValueError, match="num_labels=2"):
+    with pytest.raises(ValueError, match=r"model: expected one score per sequence .*got num_labels=2"):
         reward_fn_from_model(module, tokenizer)
     pad_id = model.config.pad_token_id
     model.config.pad_token_id = None
     try:
-        with pytest.raises(ValueError, match="model.config.pad_token_id is None"):
+        with pytest.raises(ValueError, match=r"model.config.pad_token_id: expected a token id .*got None"):
             reward_fn_from_model(model, tokenizer)
     finally:
         model.config.pad_token_id = pad_id
-    with pytest.raises(ValueError, match="same length"):
+    with pytest.raises(ValueError, match="prompts, responses: expected the same length, got 1 and 2"):
         reward_fn_from_model(model, tokenizer, progress=False)(["a"], ["b", "c"])
 
 

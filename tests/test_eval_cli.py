@@ -118,3 +118,35 @@ def test_adajudge_checkpoint(tmp_path, capsys):
                               reward_fn_from_model(model.eval(), tiny_tokenizer(), progress=False))
     assert results["domains"]["math"]["overall"] == pytest.approx(expected["domains"]["math"]["overall"])
     assert sum(results["matrix"], []) == pytest.approx(sum(expected["matrix"], []))
+
+
+def test_rewardbench_and_judgebench_with_a_generative_judge(tmp_path, tiny_backbone_path, capsys):
+    """`--judge DIR`: a causal LM scored with the official pairwise protocols (a tiny random model: the
+    machinery, not accuracy: 3 byte-level tokens are too few for any verdict)."""
+    rb = tmp_path / "rb.json"
+    rb.write_text(json.dumps([{"prompt": "q", "chosen": "yes", "rejected": "no", "subset": s, "id": i}
+                              for i, s in enumerate(["alpacaeval-easy", "math-prm", "hep-go"])]))
+    out = tmp_path / "rb_judge.json"
+    assert main(["eval", "--benchmark", "rewardbench", "--data", str(rb), "--judge", str(tiny_backbone_path),
+                 "--max-new-tokens", "3", "--prompt", "rrm", "--out", str(out), "--no-progress"]) == 0
+    record = json.loads(out.read_text())
+    assert record["judge_settings"] == {"max_new_tokens": 3, "temperature": 0.6, "top_p": 1.0, "num_votes": 1,
+                                        "prompt": "rrm", "verdict_rule": "official", "seed": 0}
+    results = record["results"]
+    assert results["no_verdict"] == {"alpacaeval-easy": 1, "hep-go": 1, "math-prm": 1}
+    assert results["overall"] == 50.0  # no verdict anywhere: half credit on every row
+    assert "no verdict" in capsys.readouterr().out
+
+    jb = tmp_path / "jb.jsonl"
+    jb.write_text(json.dumps({"pair_id": "0", "source": "livebench-math", "question": "q", "response_A": "yes",
+                              "response_B": "no", "label": "A>B"}))
+    assert main(["eval", "--benchmark", "judgebench", "--data", str(jb), "--judge", str(tiny_backbone_path),
+                 "--max-new-tokens", "2", "--no-progress"]) == 0
+    assert "JudgeBench" in capsys.readouterr().out
+
+
+def test_rm_bench_refuses_a_generative_judge(tmp_path, tiny_backbone_path, capsys):
+    data = tmp_path / "rm-bench-chat.json"
+    data.write_text(json.dumps(rm_rows(1)))
+    assert main(["eval", "--benchmark", "rm-bench", "--data", str(data), "--judge", str(tiny_backbone_path)]) == 2
+    assert "--judge: expected a benchmark that scores pairwise judges" in capsys.readouterr().err

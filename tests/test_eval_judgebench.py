@@ -1,4 +1,4 @@
-"""JudgeBench scoring: reward-model and pairwise-judge modes against the official ScalerLab/JudgeBench rules."""
+"""JudgeBench scoring: reward-model and pairwise-judge modes against oracles written from the published rules."""
 import itertools
 import os
 import random
@@ -13,45 +13,23 @@ def data_dir() -> Path:
     return Path(os.environ.get("ADAJUDGE_DATA", Path(__file__).parents[1] / ".." / "shared" / "data"))
 
 
-def flip_judgment(decision):
-    if decision == "A>B":
-        decision = "B>A"
-    elif decision == "B>A":
-        decision = "A>B"
-    return decision
+def reward_mode_right(score_a, score_b, label):
+    """One game: the judge says A is better iff r(A) > r(B) (so a tie says B); right iff that is the label."""
+    return (label == "A>B") == (score_a > score_b)
 
 
-def official_accuracy(pairs, reverse_order):
-    """`utils/metrics.py::compute_final_metrics` (the accuracy it prints / returns), pairs carrying
-    `judgments` = [{"decision": ...}, ...] as `run_judge.py` stores them."""
-    n_pairs = len(pairs)
-    if not reverse_order:
-        return 100 * sum(pair["judgments"][0]["decision"] == pair["label"] for pair in pairs) / n_pairs
-    n_correct = 0
-    for pair in pairs:
-        label = pair["label"]
-        judgment1, judgment2 = pair["judgments"]
-        decision1 = judgment1["decision"] if judgment1 is not None else None
-        decision2 = flip_judgment(judgment2["decision"] if judgment2 is not None else None)
-        counter = 0
-        for decision in [decision1, decision2]:
-            if decision == label:
-                counter += 1
-            elif decision == flip_judgment(label):
-                counter -= 1
-        if counter > 0:
-            n_correct += 1
-    return 100 * n_correct / n_pairs
+def judge_mode_right(first, second, label):
+    """Two games, `first` a verdict on (A, B) and `second` on (B, A), each 1, 2 or None. Each verdict names
+    a winner, A or B (or nobody); the pair is right iff more verdicts name the labelled winner than name
+    the other one."""
+    winners = [{1: "A", 2: "B"}.get(first), {1: "B", 2: "A"}.get(second)]
+    labelled = label[0]
+    other = "B" if labelled == "A" else "A"
+    return winners.count(labelled) > winners.count(other)
 
 
-def official_reward_model_decision(score_a, score_b):
-    """`utils/judges.py` reward-model judges: `'A>B' if score1 > score2 else 'B>A'`."""
-    return "A>B" if score_a > score_b else "B>A"
-
-
-def as_decision(verdict):
-    """A 1 / 2 / None verdict in the order it was asked, as a JudgeBench decision."""
-    return {1: "A>B", 2: "B>A", None: None}[verdict]
+def accuracy(flags):
+    return 100 * sum(flags) / len(flags)
 
 
 def jb_row(a, b, label, source="livebench-math", question="q"):
@@ -107,7 +85,7 @@ def test_judge_mode_hand_computed(verdicts, right):
     assert result["overall"] == (100.0 if right else 0.0)
 
 
-def test_judge_mode_matches_official_metrics_for_every_verdict_combination():
+def test_judge_mode_matches_the_rule_for_every_verdict_combination():
     verdicts = [1, 2, None]
     rows, plan = [], []
     for label, first, second in itertools.product(["A>B", "B>A"], verdicts, verdicts):
@@ -118,10 +96,42 @@ def test_judge_mode_matches_official_metrics_for_every_verdict_combination():
         answers[(r["response_A"], r["response_B"])] = first
         answers[(r["response_B"], r["response_A"])] = second
     result = score_judgebench(rows, judge_fn=lambda q, x, y: answers[(x, y)])
-    pairs = [{**r, "judgments": [{"decision": as_decision(f)}, {"decision": as_decision(s)}]}
-             for r, (f, s) in zip(rows, plan)]
-    assert result["overall"] == pytest.approx(official_accuracy(pairs, reverse_order=True), abs=1e-12)
+    expected = accuracy([judge_mode_right(f, s, r["label"]) for r, (f, s) in zip(rows, plan)])
+    assert result["overall"] == pytest.approx(expected, abs=1e-12)
     assert result["mmlu-pro"] == result["overall"]
+
+
+def test_a_judge_that_always_prefers_the_first_answer_scores_zero():
+    rows = [jb_row(f"a{i}", f"b{i}", "A>B" if i % 2 else "B>A") for i in range(30)]
+    assert score_judgebench(rows, judge_fn=lambda q, a, b: 1)["overall"] == 0.0
+    assert score_judgebench(rows, judge_fn=lambda q, a, b: 2)["overall"] == 0.0
+
+
+class ReorderingJudge:
+    """Prefers the first answer it shows, and when called shows the two in a random order of its own; it
+    opts in to the benchmark's fixed orders with `judge_in_order`."""
+
+    def __init__(self, seed):
+        self.rng = random.Random(seed)
+        self.batches = []
+
+    def __call__(self, question, answer_1, answer_2):
+        return 1 if self.rng.random() < 0.5 else 2
+
+    def judge_in_order(self, items):
+        self.batches.append(list(items))
+        return [1] * len(items)
+
+
+def test_a_reordering_judge_opts_in_with_judge_in_order():
+    rows = [jb_row(f"a{i}", f"b{i}", "A>B" if i % 2 else "B>A") for i in range(50)]
+    judge = ReorderingJudge(0)
+    assert score_judgebench(rows, judge_fn=judge)["overall"] == 0.0
+    (games,) = judge.batches
+    assert games == [game for r in rows for game in (("q", r["response_A"], r["response_B"]),
+                                                       ("q", r["response_B"], r["response_A"]))]
+    # called plainly instead, its own coin flips would score it about 25 (both games right 1 time in 4)
+    assert 10 <= score_judgebench(rows, judge_fn=lambda *item: judge(*item))["overall"] <= 40
 
 
 def test_categories_are_source_prefixes():
@@ -135,7 +145,7 @@ def test_categories_are_source_prefixes():
     assert result["counts"] == {"overall": 5, "mmlu-pro": 2, "livebench-math": 1, "livecodebench": 1}
 
 
-def test_reward_mode_matches_official_on_random_rows_with_ties():
+def test_reward_mode_matches_the_rule_on_random_rows_with_ties():
     rng = random.Random(2)
     sources = ["mmlu-pro-law", "livebench-reasoning", "livebench-math", "livecodebench"]
     rows = [jb_row("x" * rng.randrange(1, 9), "y" * rng.randrange(1, 9), rng.choice(["A>B", "B>A"]),
@@ -143,13 +153,13 @@ def test_reward_mode_matches_official_on_random_rows_with_ties():
     result = score_judgebench(rows, reward_fn=length_mod3, batch_size=64)
     for category in ["overall", *sources]:
         picked = [r for r in rows if category == "overall" or r["source"] == category]
-        pairs = [{**r, "judgments": [{"decision": official_reward_model_decision(
-            len(r["response_A"]) % 3, len(r["response_B"]) % 3)}]} for r in picked]
+        expected = accuracy([reward_mode_right(len(r["response_A"]) % 3, len(r["response_B"]) % 3, r["label"])
+                             for r in picked])
         key = "mmlu-pro" if category == "mmlu-pro-law" else category
-        assert result[key] == pytest.approx(official_accuracy(pairs, reverse_order=False), abs=1e-12)
+        assert result[key] == pytest.approx(expected, abs=1e-12)
 
 
-def test_real_file_both_modes_match_official():
+def test_real_file_both_modes_match_the_rules():
     path = data_dir() / "judgebench-gpt-4o.jsonl"
     if not path.is_file():
         pytest.skip(f"benchmark file {path} absent (set ADAJUDGE_DATA to the shared data folder)")
@@ -164,38 +174,36 @@ def test_real_file_both_modes_match_official():
     by_judge = score_judgebench(rows, judge_fn=judge)
     for category in ["overall", "mmlu-pro", "livebench-reasoning", "livebench-math", "livecodebench"]:
         picked = [r for r in rows if category == "overall" or r["source"].startswith(category)]
-        single = [{**r, "judgments": [{"decision": official_reward_model_decision(
-            reward(r["response_A"]), reward(r["response_B"]))}]} for r in picked]
-        double = [{**r, "judgments": [
-            {"decision": as_decision(judge(r["question"], r["response_A"], r["response_B"]))},
-            {"decision": as_decision(judge(r["question"], r["response_B"], r["response_A"]))},
-        ]} for r in picked]
-        assert by_reward[category] == pytest.approx(official_accuracy(single, False), abs=1e-12)
-        assert by_judge[category] == pytest.approx(official_accuracy(double, True), abs=1e-12)
+        single = [reward_mode_right(reward(r["response_A"]), reward(r["response_B"]), r["label"]) for r in picked]
+        double = [judge_mode_right(judge(r["question"], r["response_A"], r["response_B"]),
+                                   judge(r["question"], r["response_B"], r["response_A"]), r["label"]) for r in picked]
+        assert by_reward[category] == pytest.approx(accuracy(single), abs=1e-12)
+        assert by_judge[category] == pytest.approx(accuracy(double), abs=1e-12)
     assert by_reward["counts"]["overall"] == 350
+    assert score_judgebench(rows, judge_fn=lambda q, a, b: 1)["overall"] == 0.0  # position-biased judge
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"reward_fn": length_mod3, "judge_fn": lambda q, a, b: 1}])
 def test_exactly_one_of_reward_fn_and_judge_fn(kwargs):
-    with pytest.raises(ValueError, match="exactly one of reward_fn"):
+    with pytest.raises(ValueError, match="reward_fn, judge_fn: expected exactly one"):
         score_judgebench([jb_row("a", "b", "A>B")], **kwargs)
 
 
 @pytest.mark.parametrize("verdict, error", [(3, ValueError), (0, ValueError), ("1", TypeError),
                                             (True, TypeError), (1.0, TypeError)])
 def test_bad_judge_verdict_raises(verdict, error):
-    with pytest.raises(error, match="judge_fn must return 1, 2 or None"):
+    with pytest.raises(error, match=r"judge_fn\(rows\[0\], order \(A, B\)\): expected 1, 2 or None, got"):
         score_judgebench([jb_row("a", "b", "A>B")], judge_fn=lambda q, a, b: verdict)
 
 
 @pytest.mark.parametrize("label", ["A=B", "a>b", None])
 def test_bad_label_raises(label):
-    with pytest.raises((ValueError, TypeError), match="label"):
+    with pytest.raises((ValueError, TypeError), match=r"rows\[0\]\['label'\]: expected"):
         score_judgebench([jb_row("a", "b", label)], reward_fn=length_mod3)
 
 
 def test_missing_field_raises():
     bad = jb_row("a", "b", "A>B")
     del bad["source"]
-    with pytest.raises(ValueError, match="no 'source' field"):
+    with pytest.raises(ValueError, match=r"rows\[0\]: expected a 'source' field, got only the fields"):
         score_judgebench([bad], reward_fn=length_mod3)

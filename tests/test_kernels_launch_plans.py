@@ -11,6 +11,7 @@ import torch
 
 from adajudge.kernels import multiview_pool, preference_loss, router_mix
 from adajudge.kernels.launch import GRID_LIMITS, record_launches
+from adajudge.kernels.pool_forward import FORWARD_VARIANT_ENV, FORWARD_VARIANTS
 
 KERNEL_MODULES = (multiview_pool, router_mix, preference_loss)
 ALL_KERNELS = sorted(name for module in KERNEL_MODULES for name in vars(module) if name.endswith("_kernel"))
@@ -31,7 +32,7 @@ def test_inductor_sees_no_kernel_write_a_tensor_its_caller_passed():
     for layout in ("padded", "packed_int32", "packed_int64"):
         for forward in ("fused", "two_phase"):
             assert {f"fwd {layout}/{forward}/bias", f"fwd {layout}/{forward}/no_bias"} <= variants
-        assert f"bwd {layout}" in variants
+        assert {f"bwd {layout}", f"bwd {layout}/frozen_hidden"} <= variants
     assert {"fwd normbt_scalar", "fwd normbt_tensor", "fwd normbt_batch_mean", "fwd bt"} <= variants
     assert {row["dtype"] for row in rows} == {"fp32", "bf16", "fp16"}
     offenders = [(row["kernel"], row["variant"], row["dtype"], row["inputs_written"]) for row in rows if row["inputs_written"]]
@@ -70,10 +71,10 @@ def _assert_grids_within_limits(launches, *, expect_beyond_axis_1: set[str]):
             assert launch.grid[0] > GRID_LIMITS[1], (launch.name, launch.grid)
 
 
-@pytest.mark.parametrize("variant", multiview_pool.FORWARD_VARIANTS)
+@pytest.mark.parametrize("variant", FORWARD_VARIANTS)
 @pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
 def test_pooling_launch_plans_put_unbounded_rows_on_axis_0(monkeypatch, variant, packed):
-    monkeypatch.setenv("ADAJUDGE_POOL_FORWARD", variant)
+    monkeypatch.setenv(FORWARD_VARIANT_ENV, variant)
     rows, dim = BEYOND_AXIS_1, 4096
     meta = dict(device="meta")
     if packed:
@@ -84,7 +85,7 @@ def test_pooling_launch_plans_put_unbounded_rows_on_axis_0(monkeypatch, variant,
     weight = torch.empty(dim, **meta)
     with record_launches(execute=False) as launches:
         views, *saved = multiview_pool.multiview_pool_fwd(hidden, kinds, weight, weight[0], cu_seqlens, max_len)
-        multiview_pool.multiview_pool_bwd(views, hidden, kinds, saved[0], cu_seqlens, weight, *saved[1:], max_len)
+        multiview_pool.multiview_pool_bwd(views, hidden, kinds, saved[0], cu_seqlens, weight, *saved[1:], max_len, True)
     names = {launch.name for launch in launches}
     assert "multiview_pool_bwd_kernel" in names and ("multiview_pool_accumulate_kernel" in names) == (variant == "two_phase")
     grid_bound = names - {"multiview_pool_bwd_kernel"}  # the backward runs a fixed number of programs

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adajudge.kernels.launch import force_tile_plan, record_launches
-from adajudge.kernels.multiview_pool import FORWARD_VARIANTS
+from adajudge.kernels.pool_forward import FORWARD_VARIANT_ENV, FORWARD_VARIANTS
 from op_cases import DEVICE, LOW_PRECISION, check_against_reference
 
 FORCED_BLOCK_T, FORCED_BLOCK_D = 4, 16
@@ -19,15 +19,15 @@ FORCED_BLOCK_T, FORCED_BLOCK_D = 4, 16
 @contextlib.contextmanager
 def pool_forward(variant):
     """Run the block with the pooling forward variant `variant` (the private switch the bench uses)."""
-    previous = os.environ.get("ADAJUDGE_POOL_FORWARD")
-    os.environ["ADAJUDGE_POOL_FORWARD"] = variant
+    previous = os.environ.get(FORWARD_VARIANT_ENV)
+    os.environ[FORWARD_VARIANT_ENV] = variant
     try:
         yield
     finally:
         if previous is None:
-            del os.environ["ADAJUDGE_POOL_FORWARD"]
+            del os.environ[FORWARD_VARIANT_ENV]
         else:
-            os.environ["ADAJUDGE_POOL_FORWARD"] = previous
+            os.environ[FORWARD_VARIANT_ENV] = previous
 
 
 def _late_response_masks(batch, length, gen, left_padding):

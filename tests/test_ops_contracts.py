@@ -153,3 +153,15 @@ def test_host_read_counter_sees_an_item_call():
     with HostReads() as mode:
         torch.ones(2, device=DEVICE).sum().item()
     assert len(mode.reads) == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_frozen_hidden_gets_no_gradient_and_the_same_weight_gradients(backend):
+    """A frozen backbone's states (no grad) skip the [B, T, D] gradient; the weights' gradients are unchanged."""
+    inputs = _pooling_inputs()
+    grad = torch.randn(3, 4, 24, device=DEVICE)
+    weights = ["attn_weight", "attn_bias"]
+    _, with_hidden = run_with_grads(lambda **kw: ops.multiview_pool(**kw, backend=backend), inputs, ["hidden", *weights], [grad])
+    _, frozen = run_with_grads(lambda **kw: ops.multiview_pool(**kw, backend=backend), inputs, weights, [grad])
+    for a, b in zip(with_hidden[1:], frozen):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -12,9 +12,10 @@ import torch
 
 from adajudge.backbones.tiny import tiny_tokenizer
 from adajudge.cli import main
-from adajudge.eval import score_judgebench
+from adajudge.eval import score_judgebench, score_rewardbench
 from adajudge.rrm import PairwiseJudge, best_of_n
 from adajudge.rrm.judge import Generation, majority
+from adajudge.rrm.prompt import RRM_PROMPT
 
 
 def shown_answer(prompt: str, k: int) -> str:
@@ -157,12 +158,96 @@ def test_the_seed_fixes_the_swaps(tokenizer):
     assert swaps(0) != swaps(1)
 
 
+def judgebench_rows(n):
+    return [{"question": f"q{i}", "response_A": "GOOD" if i % 2 else "bad", "response_B": "bad" if i % 2 else "GOOD",
+             "label": "A>B" if i % 2 else "B>A", "source": "livebench-math"} for i in range(n)]
+
+
 def test_plugs_into_score_judgebench(tokenizer):
-    judge = PairwiseJudge(ScriptedModel(tokenizer, prefers_good), tokenizer)
-    rows = [{"question": f"q{i}", "response_A": "GOOD" if i % 2 else "bad", "response_B": "bad" if i % 2 else "GOOD",
-             "label": "A>B" if i % 2 else "B>A", "source": "livebench-math"} for i in range(6)]
-    result = score_judgebench(rows, judge_fn=judge)
+    model = ScriptedModel(tokenizer, prefers_good)
+    judge = PairwiseJudge(model, tokenizer, batch_size=64)
+    result = score_judgebench(judgebench_rows(6), judge_fn=judge)
     assert result["overall"] == 100.0 and result["counts"]["overall"] == 6
+    assert len(model.batches) == 1  # judge_in_order: all 12 games in one judge_batch
+
+
+@pytest.mark.parametrize("num_votes", [1, 3])
+def test_judgebench_games_reach_the_model_in_the_stated_orders(tokenizer, num_votes):
+    """A model that always prefers the first answer shown scores 0 on JudgeBench, although the judge
+    randomises the order by default: the benchmark's (A, B) then (B, A) games are shown as stated."""
+    model = ScriptedModel(tokenizer, lambda prompt: "<think>first</think>\\boxed{Assistant 1}")
+    judge = PairwiseJudge(model, tokenizer, num_votes=num_votes, seed=7)
+    assert judge.randomize_order
+    assert score_judgebench(judgebench_rows(40), judge_fn=judge)["overall"] == 0.0
+    shown = [tokenizer.decode(ids[mask.bool()].tolist()) for ids, masks in model.batches
+             for ids, mask in zip(ids, masks)]
+    firsts = [shown_answer(prompt, 1) for prompt in shown]
+    rows = judgebench_rows(40)
+    expected = [answer for row in rows for answer in (row["response_A"], row["response_B"]) for _ in range(num_votes)]
+    assert sorted(firsts) == sorted(expected)
+
+
+def test_judge_in_order_never_swaps(tokenizer):
+    judge = PairwiseJudge(ScriptedModel(tokenizer, lambda prompt: "\\boxed{Assistant 1}"), tokenizer, num_votes=3)
+    assert judge.judge_in_order([("q", "a", "b")] * 10) == [1] * 10
+    assert {v.swapped for j in judge.judge_batch([("q", "a", "b")] * 10) for v in j.votes} == {True, False}
+
+
+def test_scores_rewardbench_with_the_official_generative_protocol(tokenizer):
+    rows = [{"prompt": f"q{i}", "chosen": f"GOOD {i}", "rejected": f"bad {i}", "subset": "math-prm"} for i in range(20)]
+    good = PairwiseJudge(ScriptedModel(tokenizer, prefers_good), tokenizer)
+    assert score_rewardbench(rows, judge_fn=good)["Reasoning"] == 100.0
+    silent = PairwiseJudge(ScriptedModel(tokenizer, lambda prompt: "no verdict"), tokenizer)
+    result = score_rewardbench(rows, judge_fn=silent)
+    assert result["Reasoning"] == 50.0 and result["no_verdict"] == {"math-prm": 20}
+
+
+R1_STYLE_TEMPLATE = (
+    "{% for m in messages %}{{ '<|' + m['role'] + '|>' + m['content'] }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|><think>\\n' }}{% endif %}"
+)
+
+
+@pytest.mark.parametrize(("reply", "verdict"), [
+    ("I compared both.</think>\n\\boxed{Assistant 2}", 2),
+    ("I compared both and lean to \\boxed{Assistant 2}", None),  # reasoning never ended
+])
+def test_a_prompt_that_opens_a_think_block_needs_the_reply_to_close_it(tokenizer, reply, verdict):
+    r1 = tiny_tokenizer()
+    r1.chat_template = R1_STYLE_TEMPLATE
+    judge = PairwiseJudge(ScriptedModel(r1, lambda prompt: reply), r1, randomize_order=False, prompt=RRM_PROMPT)
+    (vote,) = judge.judge_batch([("q", "a", "b")])[0].votes
+    assert vote.think_opened and vote.verdict == verdict
+    assert vote.reasoning == reply.split("</think>")[0]
+
+
+def test_a_truncated_reply_has_no_verdict_unless_lenient(tokenizer):
+    reply = "<think>ok</think> \\boxed{Assistant 2} and more words to cut"
+    budget = len(tokenizer.encode(reply.split(" and")[0], add_special_tokens=False)) + 2
+
+    def vote(rule):
+        judge = PairwiseJudge(ScriptedModel(tokenizer, lambda prompt: reply), tokenizer, max_new_tokens=budget,
+                              randomize_order=False, verdict_rule=rule)
+        return judge.judge_batch([("q", "a", "b")])[0].votes[0]
+
+    official, lenient = vote("official"), vote("lenient")
+    assert official.truncated and official.verdict is None
+    assert lenient.truncated and lenient.verdict == 2
+
+
+def test_the_prompt_template_is_replaceable(tokenizer):
+    model = ScriptedModel(tokenizer, lambda prompt: "\\boxed{Assistant 1}")
+    judge = PairwiseJudge(model, tokenizer, randomize_order=False, prompt="JUDGE {question} | {answer_1} | {answer_2}")
+    assert judge("q", "a", "b") == 1
+    assert tokenizer.decode(model.batches[0][0][0].tolist()).endswith(
+        "<|im_start|>user\nJUDGE q | a | b<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_sampling_defaults_are_the_official_runs(tokenizer):
+    judge = PairwiseJudge(ScriptedModel(tokenizer, prefers_good), tokenizer)
+    assert (judge.temperature, judge.top_p, judge.max_new_tokens) == (0.6, 1.0, 8192)
+    config = judge.generation_config
+    assert (config.do_sample, config.temperature, config.top_p, config.max_new_tokens) == (True, 0.6, 1.0, 8192)
 
 
 @pytest.mark.parametrize("method", ["knockout", "elo"])
@@ -194,27 +279,34 @@ def test_generate_is_the_engine_hook(tokenizer):
 
 def test_validation(tokenizer):
     model = ScriptedModel(tokenizer, prefers_good)
-    with pytest.raises(TypeError, match="model must have a generate method"):
+    with pytest.raises(TypeError, match="model: expected a causal LM with a generate method, got object"):
         PairwiseJudge(object(), tokenizer)
-    for name, value in [("num_votes", 0), ("max_new_tokens", -1), ("batch_size", 1.5), ("num_votes", True)]:
-        with pytest.raises(ValueError, match=f"{name} must be a positive int"):
+    for name, value, error in [("num_votes", 0, ValueError), ("max_new_tokens", -1, ValueError),
+                               ("batch_size", 1.5, TypeError), ("num_votes", True, TypeError)]:
+        with pytest.raises(error, match=f"{name}: expected an int >= 1, got"):
             PairwiseJudge(model, tokenizer, **{name: value})
-    with pytest.raises(ValueError, match="temperature must be a number >= 0"):
+    with pytest.raises(ValueError, match="temperature: expected a finite float >= 0, got -0.5"):
         PairwiseJudge(model, tokenizer, temperature=-0.5)
-    with pytest.raises(ValueError, match=r"top_p must be a number in \(0, 1\]"):
+    with pytest.raises(ValueError, match=r"top_p: expected a finite float in \(0, 1\], got 0.0"):
         PairwiseJudge(model, tokenizer, top_p=0.0)
-    with pytest.raises(TypeError, match="seed must be an int"):
+    with pytest.raises(TypeError, match="seed: expected an int, got str"):
         PairwiseJudge(model, tokenizer, seed="0")
+    with pytest.raises(TypeError, match="randomize_order: expected a bool, got int"):
+        PairwiseJudge(model, tokenizer, randomize_order=1)
+    with pytest.raises(ValueError, match=r"verdict_rule: expected one of \('official', 'lenient'\), got 'loose'"):
+        PairwiseJudge(model, tokenizer, verdict_rule="loose")
+    with pytest.raises(TypeError, match="prompt: expected a str template or a callable"):
+        PairwiseJudge(model, tokenizer, prompt=None)
     bare = tiny_tokenizer()
     bare.pad_token, bare.eos_token = None, None
-    with pytest.raises(ValueError, match="pad_token_id or an eos_token_id"):
+    with pytest.raises(ValueError, match="tokenizer: expected a pad_token_id or an eos_token_id, got neither"):
         PairwiseJudge(model, bare)
     judge = PairwiseJudge(model, tokenizer)
-    with pytest.raises(TypeError, match="items must be a sequence"):
+    with pytest.raises(TypeError, match="items: expected a sequence of"):
         judge.judge_batch("q a b")
-    with pytest.raises(ValueError, match=r"items\[1\] must be a \(question, answer_1, answer_2\) triple"):
+    with pytest.raises(ValueError, match=r"items\[1\]: expected a \(question, answer_1, answer_2\) triple"):
         judge.judge_batch([("q", "a", "b"), ("q", "a")])
-    with pytest.raises(TypeError, match="answer_1 must be a str"):
+    with pytest.raises(TypeError, match="answer_1: expected a str, got NoneType"):
         judge("q", None, "b")
 
 
@@ -305,10 +397,10 @@ def test_cli_writes_json_to_stdout_and_texts_on_request(tiny_llama, tmp_path, ca
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("not json", "line 1: not JSON"),
+        ("not json", "line 1: expected a JSON object, got text that is not JSON"),
         ('{"candidates": ["a"]}', 'line 1: expected an object with a "question" string'),
-        ('{"question": "q", "candidates": []}', 'line 1: "candidates" must be a non-empty list of strings'),
-        ('{"question": "q", "candidates": ["a", 2]}', 'line 1: "candidates" must be a non-empty list of strings'),
+        ('{"question": "q", "candidates": []}', 'line 1: expected "candidates", a non-empty list of strings, got []'),
+        ('{"question": "q", "candidates": ["a", 2]}', 'line 1: expected "candidates", a non-empty list of strings'),
     ],
 )
 def test_cli_reports_bad_input(tmp_path, capsys, line, message):
@@ -318,9 +410,9 @@ def test_cli_reports_bad_input(tmp_path, capsys, line, message):
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("option", "message"), [(["--limit", "0"], "--limit must be a positive int"),
-                                               (["--k-factor", "0"], "--k-factor must be a positive number"),
-                                               (["--num-votes", "0"], "num_votes must be a positive int")])
+@pytest.mark.parametrize(("option", "message"), [(["--limit", "0"], "--limit: expected an int >= 1, got 0"),
+                                               (["--k-factor", "0"], "--k-factor: expected a finite float > 0"),
+                                               (["--num-votes", "0"], "num_votes: expected an int >= 1, got 0")])
 def test_cli_reports_bad_options(tiny_llama, tmp_path, capsys, option, message):
     data = write_items(tmp_path / "items.jsonl", (2,))
     assert main(["judge", "--data", str(data), "--model", str(tiny_llama[0]), *option]) == 2
@@ -355,6 +447,6 @@ def test_adajudge_judge_end_to_end_with_smollm2(tmp_path):
     check_report(report, sizes, "knockout", 32)
     assert report["items"][0]["bracket"] == [] and report["items"][0]["winner"] == 0
     bracket = report["items"][1]["bracket"]
-    assert [round_["bye"] for round_ in bracket] == [2, None]
+    assert bracket[0]["bye"] in (0, 1, 2) and bracket[1]["bye"] is None
     votes = [vote for round_ in bracket for match in round_["matches"] for vote in match["votes"]]
     assert len(votes) == 2 and all(vote["text"].strip() for vote in votes)

@@ -3,7 +3,8 @@ import pytest
 
 from adajudge.backbones.tiny import tiny_tokenizer
 from adajudge.rrm.prompt import (
-    PLAIN_TEXT_SUFFIX, SYSTEM_PROMPT, comparison_messages, encode_comparison, render_comparison,
+    PLAIN_TEXT_SUFFIX, RRM_PROMPT, SYSTEM_PROMPT, PromptTemplate, comparison_messages, encode_comparison,
+    render_comparison,
 )
 
 NO_SYSTEM_TEMPLATE = (
@@ -55,7 +56,42 @@ def test_template_without_system_role_gets_the_instruction_in_the_user_turn():
 
 @pytest.mark.parametrize("bad", [None, 3, ["q"]])
 def test_non_string_inputs_are_rejected(bad):
-    with pytest.raises(TypeError, match="question must be a str"):
+    with pytest.raises(TypeError, match="question: expected a str, got"):
         comparison_messages(bad, "a", "b")
-    with pytest.raises(TypeError, match="answer_2 must be a str"):
+    with pytest.raises(TypeError, match="answer_2: expected a str, got"):
         comparison_messages("q", "a", bad)
+
+
+def test_rrm_prompt_is_the_published_layout():
+    """The RRM authors' template (microsoft/LMOps RRM-evaluation/rewardbench/generative.py, `Skywork_*`):
+    the system turn asks for a boxed assistant, the user turn lays the answers out under markdown headers
+    and ends with the analysis cue."""
+    system, user = RRM_PROMPT("Q?", "first", "second")
+    assert system["role"] == "system" and system["content"].startswith("You are a helpful assistant in evaluating")
+    assert system["content"].endswith("'\\boxed{Assistant 2}' if assistant 2 is better. Omit any other output.\n\n")
+    assert user == {"role": "user", "content": (
+        "## Query\n\nQ?\n\n## Assistant responses\n\n### Assistant 1\n\nfirst\n\n\n### Assistant 2\n\nsecond\n\n"
+        "## Analysis\n\nLet's analyze this step by step and decide which assistant is better, and then answer "
+        "\\boxed{Assistant 1} or \\boxed{Assistant 2}.")}
+
+
+def test_a_template_can_be_a_string_a_prompt_template_or_a_callable():
+    tokenizer = tiny_tokenizer()
+    assert comparison_messages("q", "a", "b", "Q: {question} 1: {answer_1} 2: {answer_2} {{x}}") == [
+        {"role": "user", "content": "Q: q 1: a 2: b {x}"}]
+    custom = PromptTemplate(user="{answer_2}|{answer_1}|{question}", system="judge")
+    assert custom("q", "a", "b") == [{"role": "system", "content": "judge"}, {"role": "user", "content": "b|a|q"}]
+    messages = lambda q, a, b: [{"role": "user", "content": f"{q}/{a}/{b}"}]  # noqa: E731
+    assert render_comparison(tokenizer, "q", "a", "b", messages).startswith("<|im_start|>user\nq/a/b")
+
+
+@pytest.mark.parametrize(("template", "error", "match"), [
+    (3, TypeError, "prompt: expected a str template or a callable"),
+    ("{question} {answer_1}", ValueError, r"user: expected a template that shows .* without \['answer_2'\]"),
+    ("{question} {answer_1} {answer_2} {other}", ValueError, r"user: expected a template over the fields .* \['other'\]"),
+    ("{question {answer_1} {answer_2}", ValueError, "user: expected a str.format template"),
+    (lambda q, a, b: "text", TypeError, r"prompt\(question, answer_1, answer_2\): expected a non-empty list"),
+])
+def test_bad_templates_raise(template, error, match):
+    with pytest.raises(error, match=match):
+        comparison_messages("q", "a", "b", template)

@@ -1,7 +1,9 @@
-"""DDP: two gloo processes on CPU reach the same parameters as one process with the same global batch."""
+"""DDP: two gloo processes on CPU reach the same parameters, and the same NormBT running distance μ, as one
+process with the same global batch (μ is all-reduced, so both ranks hold it); μ is the one the checkpoint keeps."""
 import os
 import socket
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
@@ -29,21 +31,29 @@ def _items(num=24):
     return items
 
 
-def _train(output_dir) -> dict:
+LOSSES = ("adajudge", "normbt")
+STEPS = 2 * 3  # 2 epochs of 20 pairs in global batches of 8 (8, 8, 4)
+
+
+def _train(output_dir, loss_name) -> dict:
+    """Parameters after `fit`, plus the loss's state under `loss.<name>` (NormBT's μ and its batch count)."""
     torch.manual_seed(0)
     head = build_head("adajudge", HIDDEN, num_blocks=1, scorer_hidden=8, router_hidden=8)
+    loss_fn = build_loss(loss_name)
     data = _items()
-    fit(head, build_loss("adajudge"), data[:20], data[20:], collate=collate_features, forward=head_forward,
+    fit(head, loss_fn, data[:20], data[20:], collate=collate_features, forward=head_forward,
         config=CONFIG, output_dir=output_dir, progress=False)
-    return {name: param.detach().clone() for name, param in head.state_dict().items()}
+    state = {name: param.detach().clone() for name, param in head.state_dict().items()}
+    return {**state, **{f"loss.{name}": value.clone() for name, value in loss_fn.state_dict().items()}}
 
 
 def _worker(rank, world, port, output_dir):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world), OMP_NUM_THREADS="1")
     torch.set_num_threads(1)
-    params = _train(output_dir)
-    save_file(params, os.path.join(output_dir, f"params-rank{rank}.safetensors"))
+    for loss_name in LOSSES:
+        params = _train(os.path.join(output_dir, loss_name), loss_name)
+        save_file(params, os.path.join(output_dir, f"{loss_name}-rank{rank}.safetensors"))
     torch.distributed.destroy_process_group()
 
 
@@ -53,18 +63,36 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _identifiable(state: dict) -> dict:
+    """The state without the directions the loss cannot see, in which Adam turns rounding noise into steps
+    (the gradient there is zero in exact arithmetic, so the values differ arbitrarily between runs):
+    `pool.attn_bias` (softmax is shift-invariant) and a shift shared by the scorers' output biases (the
+    rewards enter the loss as differences `c - r` and the router's weights sum to 1, so adding one
+    constant to every scorer's bias changes no loss). The biases are kept relative to their mean."""
+    biases = [name for name in state if name.startswith("scorers.") and name.endswith("layers.2.bias")]
+    shared = torch.stack([state[name] for name in biases]).mean()
+    kept = {name: value for name, value in state.items() if name != "pool.attn_bias"}
+    return {**kept, **{name: state[name] - shared for name in biases}}
+
+
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process(tmp_path):
-    single = _train(tmp_path / "single")
+    single = {loss_name: _train(tmp_path / "single" / loss_name, loss_name) for loss_name in LOSSES}
     torch.manual_seed(0)
     initial = build_head("adajudge", HIDDEN, num_blocks=1, scorer_hidden=8, router_hidden=8).state_dict()
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path / "ddp")), nprocs=2, join=True)
-    ranks = [load_file(str(tmp_path / "ddp" / f"params-rank{r}.safetensors")) for r in range(2)]
-    for name, value in single.items():
-        if name == "pool.attn_bias":
-            # its gradient is zero in exact arithmetic (softmax is shift-invariant), so Adam turns rounding
-            # noise into steps: the value is arbitrary in both runs and carries no information
-            continue
-        assert torch.equal(ranks[0][name], ranks[1][name]), f"{name} differs between the DDP ranks"
-        torch.testing.assert_close(ranks[0][name], value, rtol=1e-5, atol=1e-6, msg=f"{name}: DDP vs one process")
-    moved = max((single[name] - initial[name]).abs().max().item() for name in single)
-    assert moved > 1e-2  # training changed the parameters, so the comparison is not trivially true
+    for loss_name in LOSSES:
+        ranks = [load_file(str(tmp_path / "ddp" / f"{loss_name}-rank{r}.safetensors")) for r in range(2)]
+        for name in ranks[0]:
+            assert torch.equal(ranks[0][name], ranks[1][name]), f"{loss_name}: {name} differs between the DDP ranks"
+        ddp = _identifiable(ranks[0])
+        for name, value in _identifiable(single[loss_name]).items():
+            torch.testing.assert_close(ddp[name], value, rtol=1e-5, atol=1e-6, msg=lambda m, n=name, l=loss_name: (
+                f"{l}: {n}: DDP vs one process: {m}"))
+        moved = max((single[loss_name][name] - initial[name]).abs().max().item() for name in initial)
+        assert moved > 1e-2  # training changed the parameters, so the comparison is not trivially true
+
+    mu = single["normbt"]["loss.running_distance"]
+    assert mu > 0 and single["normbt"]["loss.num_batches_tracked"] == STEPS  # evaluation did not move it
+    checkpoint = load_file(str(tmp_path / "ddp" / "normbt" / "checkpoints" / "step-0000006" / "loss.safetensors"))
+    assert torch.equal(checkpoint["running_distance"], ranks[0]["loss.running_distance"])

@@ -135,6 +135,38 @@ def test_normbt_state_is_checkpointed_and_restored(tiny_backbone_path, tmp_path)
     assert torch.equal(resumed.loss_fn.running_distance, saved)
 
 
+def test_evaluation_leaves_the_normbt_distance_alone(tiny_backbone_path, tmp_path):
+    """`evaluate` runs the loss in eval mode: NormBT's running distance moves with training steps only."""
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_backbone_path)
+    model = AdaJudgeForRewardModeling.from_backbone(str(tiny_backbone_path), head="last")
+    args = _args(tmp_path, per_device_train_batch_size=8, per_device_eval_batch_size=4, num_train_epochs=1)
+    trainer = AdaJudgeRewardTrainer(model=model, args=args, loss="normbt", train_dataset=Dataset.from_list(_pairs(16)),
+                                    eval_dataset=Dataset.from_list(_pairs(8, seed=1)), processing_class=tokenizer)
+    trainer.evaluate()
+    assert trainer.loss_fn.num_batches_tracked == 0 and trainer.loss_fn.running_distance == 0
+    trainer.train()
+    state = {name: value.clone() for name, value in trainer.loss_fn.state_dict().items()}
+    assert state["num_batches_tracked"] == 2 and state["running_distance"] > 0
+    trainer.evaluate()
+    assert all(torch.equal(value, trainer.loss_fn.state_dict()[name]) for name, value in state.items())
+
+
+@pytest.mark.parametrize("loss, options", [("bt", {"center_coef": 0.01}), ("adajudge", {"center_coef": 0.01})])
+def test_centering_from_both_trl_and_the_loss_is_refused(tiny_backbone_path, tmp_path, loss, options):
+    model = AdaJudgeForRewardModeling.from_backbone(str(tiny_backbone_path), head="last")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_backbone_path)
+    dataset = Dataset.from_list(_pairs(4))
+    with pytest.raises(ValueError, match=r"args.center_rewards_coefficient, center_coef: expected at most one "
+                                         r"reward-centering term, got center_rewards_coefficient=0.01 and the loss's center_coef=0.01"):
+        AdaJudgeRewardTrainer(model=model, args=_args(tmp_path, center_rewards_coefficient=0.01), loss=loss,
+                              loss_options=options, train_dataset=dataset, processing_class=tokenizer)
+    for only_one in (_args(tmp_path), _args(tmp_path, center_rewards_coefficient=0.01)):
+        loss_options = options if only_one.center_rewards_coefficient is None else None
+        AdaJudgeRewardTrainer(model=model, args=only_one, loss=loss, loss_options=loss_options, train_dataset=dataset,
+                              processing_class=tokenizer)
+
+
 def test_adajudge_trainer_rejects_bad_arguments(tiny_backbone_path, tmp_path):
     model = AdaJudgeForRewardModeling.from_backbone(str(tiny_backbone_path), head="last")
     tokenizer = AutoTokenizer.from_pretrained(tiny_backbone_path)

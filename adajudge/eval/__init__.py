@@ -1,8 +1,10 @@
 """Benchmark scoring with the official rules: RewardBench, RM-Bench, JudgeBench.
 
 The scorers take rows (dicts, as the `loaders` read them from the benchmarks' files) and a
-`reward_fn(prompts: list[str], responses: list[str]) -> list[float]`; JudgeBench also takes a pairwise
-`judge_fn(question, answer_1, answer_2) -> 1 | 2 | None`. Every figure is a percentage (0-100).
+`reward_fn(prompts: list[str], responses: list[str]) -> list[float]`; RewardBench and JudgeBench also take
+a pairwise `judge_fn(question, answer_1, answer_2) -> 1 | 2 | None`, scored with their official generative
+protocols (a judge that reorders answers itself opts in with `judge_in_order`, see `adajudge.eval._judge`;
+`adajudge.rrm.PairwiseJudge` has it). Every figure is a percentage (0-100).
 `reward_fn_from_model(model, tokenizer)` builds a `reward_fn` from a reward model; it is imported lazily so
 that scoring alone needs neither torch nor transformers.
 

@@ -8,7 +8,7 @@ import math
 import numbers
 from collections.abc import Callable, Sequence
 
-from adajudge.eval._rows import check_batch_size
+from adajudge.validation import check_callable, check_int
 
 RewardFn = Callable[[list[str], list[str]], Sequence[float]]
 
@@ -23,9 +23,8 @@ def compute_rewards(reward_fn: RewardFn, prompts: list[str], responses: list[str
     exactly one real number per pair (NaN is refused: it would silently count as a lost comparison).
     Integers stay `int` and the rest become `float`, so comparisons are exact.
     """
-    if not callable(reward_fn):
-        raise TypeError(f"reward_fn must be callable as reward_fn(prompts, responses), got {type(reward_fn).__name__}")
-    batch_size = check_batch_size(batch_size)
+    check_callable("reward_fn", reward_fn)
+    batch_size = check_int("batch_size", batch_size, at_least=1)
     rewards: list[float] = []
     for start in range(0, len(prompts), batch_size):
         stop = min(start + batch_size, len(prompts))
@@ -35,21 +34,19 @@ def compute_rewards(reward_fn: RewardFn, prompts: list[str], responses: list[str
 
 
 def _check_returned(returned, start: int, stop: int) -> list[float]:
-    where = f"the batch of pairs [{start}:{stop}]"
+    name = f"reward_fn(pairs [{start}:{stop}])"
     if hasattr(returned, "tolist") and not isinstance(returned, (list, tuple)):
         returned = returned.tolist()  # numpy array / torch tensor -> nested Python lists
     if isinstance(returned, (str, bytes)) or not isinstance(returned, Sequence):
-        raise TypeError(f"reward_fn must return a list of floats, got {type(returned).__name__} for {where}")
+        raise TypeError(f"{name}: expected a list of floats, got {type(returned).__name__}")
     if len(returned) != stop - start:
-        raise ValueError(f"reward_fn returned {len(returned)} rewards for {where}, expected {stop - start} "
-                         "(one per response)")
+        raise ValueError(f"{name}: expected {stop - start} rewards (one per response), got {len(returned)}")
     values = []
     for offset, value in enumerate(returned):
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise TypeError(f"reward_fn must return real numbers, got {type(value).__name__} "
-                            f"({value!r}) for pair {start + offset}")
+            raise TypeError(f"{name}[{offset}]: expected a real number, got {type(value).__name__} ({value!r})")
         value = int(value) if isinstance(value, numbers.Integral) else float(value)
         if isinstance(value, float) and math.isnan(value):
-            raise ValueError(f"reward_fn returned NaN for pair {start + offset}")
+            raise ValueError(f"{name}[{offset}]: expected a real number, got NaN")
         values.append(value)
     return values

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from adajudge.data.collator import pad_encodings
 from adajudge.data.encoding import ResponseTooLongError, encode_prompt_response, tokenize_prompt_response
+from adajudge.validation import check_bool, check_int
 
 
 def reward_fn_from_model(model: torch.nn.Module, tokenizer, *, batch_size: int = 8, max_length: int = 2048,
@@ -44,13 +45,13 @@ def reward_fn_from_model(model: torch.nn.Module, tokenizer, *, batch_size: int =
         >>> score_rm_bench(load_rm_bench("rm-bench-chat.json"), reward_fn)["overall"]
     """
     if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module (a reward model), got {type(model).__name__}")
+        raise TypeError(f"model: expected a torch.nn.Module (a reward model), got {type(model).__name__}")
     num_labels = getattr(getattr(model, "config", None), "num_labels", 1)
     if num_labels != 1:
-        raise ValueError(f"model must output one score per sequence (config.num_labels=1), got num_labels={num_labels}")
-    for name, value in (("batch_size", batch_size), ("max_length", max_length)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        raise ValueError(f"model: expected one score per sequence (config.num_labels=1), got num_labels={num_labels}")
+    batch_size = check_int("batch_size", batch_size, at_least=1)
+    max_length = check_int("max_length", max_length, at_least=1)
+    check_bool("progress", progress)
     takes_response_mask = "response_mask" in inspect.signature(model.forward).parameters
     pad_token_id = _pad_token_id(model, tokenizer, finds_last_token_by_pad_id=not takes_response_mask)
     if device is None:
@@ -58,7 +59,7 @@ def reward_fn_from_model(model: torch.nn.Module, tokenizer, *, batch_size: int =
 
     def reward_fn(prompts: list[str], responses: list[str]) -> list[float]:
         if len(prompts) != len(responses):
-            raise ValueError(f"prompts and responses must have the same length, got {len(prompts)} and "
+            raise ValueError(f"prompts, responses: expected the same length, got {len(prompts)} and "
                              f"{len(responses)}")
         encoded = [encode_for_scoring(tokenizer, prompt, response, max_length) for prompt, response in zip(prompts, responses)]
         encodings = [encoding for encoding, _ in encoded]
@@ -106,11 +107,12 @@ def _pad_token_id(model: torch.nn.Module, tokenizer, *, finds_last_token_by_pad_
     `config.pad_token_id`, so for one the model's own pad id is required."""
     pad_token_id = getattr(getattr(model, "config", None), "pad_token_id", None)
     if pad_token_id is None and finds_last_token_by_pad_id:
-        raise ValueError("model.config.pad_token_id is None: a sequence classifier needs it to find each "
-                         "sequence's last token in a padded batch; set model.config.pad_token_id = "
-                         "tokenizer.pad_token_id")
+        raise ValueError("model.config.pad_token_id: expected a token id (a sequence classifier needs it to "
+                         "find each sequence's last token in a padded batch; set model.config.pad_token_id = "
+                         "tokenizer.pad_token_id), got None")
     if pad_token_id is None:
         pad_token_id = getattr(tokenizer, "pad_token_id", None)
     if pad_token_id is None:
-        raise ValueError("model.config.pad_token_id and tokenizer.pad_token_id are both None: set a pad token")
+        raise ValueError("model.config.pad_token_id, tokenizer.pad_token_id: expected a pad token id in either, "
+                         "got None in both")
     return pad_token_id

@@ -2,23 +2,21 @@
 
 Reward model (the official reward-model judges, `utils/judges.py`, run with `--single_game`): one order;
 the decision is `A>B` iff `r(A) > r(B)`, so a tie gives `B>A`; a pair is right iff the decision equals its
-label. Pairwise judge (`utils/metrics.py`, both orders): the second judgment, made with the answers swapped,
-is flipped back; each decision equal to the label counts +1, each equal to the reverse of the label -1, no
-decision 0; a pair is right iff the sum is > 0. Accuracy = 100 x right / pairs, over all pairs and per
-source category (the `source` prefix: mmlu-pro = knowledge, livebench-reasoning, livebench-math,
-livecodebench = coding).
+label. Pairwise judge (`run_judge.py`, `utils/metrics.py`): exactly two games, (A, B) and then (B, A); the
+second decision, made with the answers swapped, is flipped back; each decision equal to the label counts
++1, each equal to the reverse of the label -1, no decision 0; a pair is right iff the sum is > 0. The two
+games reach the judge in those orders whatever its own settings: a judge that reorders answers itself
+opts in with `judge_in_order` (`adajudge.eval._judge`), so a judge that always prefers the first answer
+shown scores 0. Accuracy = 100 x right / pairs, over all pairs and per source category (the `source`
+prefix: mmlu-pro = knowledge, livebench-reasoning, livebench-math, livecodebench = coding).
 """
-import numbers
-from collections.abc import Callable
-
+from adajudge.eval._judge import JudgeFn, verdicts_in_order
 from adajudge.eval._rewards import DEFAULT_BATCH_SIZE, RewardFn, compute_rewards
 from adajudge.eval._rows import as_rows, text_field
 
 CATEGORIES: tuple[str, ...] = ("mmlu-pro", "livebench-reasoning", "livebench-math", "livecodebench")
 
 LABELS: tuple[str, ...] = ("A>B", "B>A")
-
-JudgeFn = Callable[[str, str, str], "int | None"]
 
 
 def score_judgebench(rows, reward_fn: RewardFn | None = None, judge_fn: JudgeFn | None = None, *,
@@ -31,7 +29,8 @@ def score_judgebench(rows, reward_fn: RewardFn | None = None, judge_fn: JudgeFn 
         reward_fn: `reward_fn(prompts: list[str], responses: list[str]) -> list[float]`, called with at most
             `batch_size` pairs per call. Give exactly one of `reward_fn` and `judge_fn`.
         judge_fn: `judge_fn(question, answer_1, answer_2) -> 1 | 2 | None` (1: the first answer is better,
-            2: the second, None: no verdict); called twice per row, (A, B) then (B, A).
+            2: the second, None: no verdict); called twice per row, (A, B) then (B, A). A judge with
+            `judge_in_order(items)` gets all games in one call (`adajudge.eval._judge`).
         batch_size: most (prompt, response) pairs per `reward_fn` call.
 
     Returns:
@@ -40,9 +39,8 @@ def score_judgebench(rows, reward_fn: RewardFn | None = None, judge_fn: JudgeFn 
         left out. Rows whose source matches no category count in `overall` only.
     """
     if (reward_fn is None) == (judge_fn is None):
-        raise ValueError("score_judgebench needs exactly one of reward_fn (a reward model, one order) and "
-                         f"judge_fn (a pairwise judge, both orders); got reward_fn={reward_fn!r}, "
-                         f"judge_fn={judge_fn!r}")
+        raise ValueError("reward_fn, judge_fn: expected exactly one (a reward model, one order, or a pairwise "
+                         f"judge, both orders), got reward_fn={reward_fn!r}, judge_fn={judge_fn!r}")
     rows = as_rows(rows)
     questions = [text_field(row, i, "question") for i, row in enumerate(rows)]
     answers_a = [text_field(row, i, "response_A") for i, row in enumerate(rows)]
@@ -74,7 +72,7 @@ def flip(decision: str | None) -> str | None:
 def _label(row, index: int) -> str:
     label = text_field(row, index, "label")
     if label not in LABELS:
-        raise ValueError(f"rows[{index}]['label'] must be 'A>B' or 'B>A', got {label!r}")
+        raise ValueError(f"rows[{index}]['label']: expected 'A>B' or 'B>A', got {label!r}")
     return label
 
 
@@ -86,26 +84,20 @@ def _right_by_reward(reward_fn, questions, answers_a, answers_b, labels, batch_s
 
 
 def _right_by_judge(judge_fn, questions, answers_a, answers_b, labels) -> list[bool]:
-    if not callable(judge_fn):
-        raise TypeError(f"judge_fn must be callable as judge_fn(question, answer_1, answer_2), "
-                        f"got {type(judge_fn).__name__}")
+    """Games 2k and 2k + 1 are row k shown (A, B) and (B, A)."""
+    items, names = [], []
+    for index, (question, answer_a, answer_b) in enumerate(zip(questions, answers_a, answers_b)):
+        items += [(question, answer_a, answer_b), (question, answer_b, answer_a)]
+        names += [f"rows[{index}], order (A, B)", f"rows[{index}], order (B, A)"]
+    verdicts = verdicts_in_order(judge_fn, items, names)
     right = []
-    for index, (question, answer_a, answer_b, label) in enumerate(zip(questions, answers_a, answers_b, labels)):
-        first = _decision(judge_fn(question, answer_a, answer_b), index, "(A, B)")
-        second = flip(_decision(judge_fn(question, answer_b, answer_a), index, "(B, A)"))
-        score = sum(1 if decision == label else -1 if decision == flip(label) else 0
-                    for decision in (first, second))
+    for label, first, second in zip(labels, verdicts[0::2], verdicts[1::2]):
+        decisions = (_decision(first), flip(_decision(second)))
+        score = sum(1 if decision == label else -1 if decision == flip(label) else 0 for decision in decisions)
         right.append(score > 0)
     return right
 
 
-def _decision(verdict, index: int, order: str) -> str | None:
-    """A judge verdict for answers (answer_1, answer_2) as a JudgeBench decision in that order."""
-    if verdict is None:
-        return None
-    if isinstance(verdict, bool) or not isinstance(verdict, numbers.Integral):
-        raise TypeError(f"judge_fn must return 1, 2 or None, got {type(verdict).__name__} ({verdict!r}) for "
-                        f"rows[{index}] in order {order}")
-    if verdict not in (1, 2):
-        raise ValueError(f"judge_fn must return 1, 2 or None, got {verdict!r} for rows[{index}] in order {order}")
-    return "A>B" if verdict == 1 else "B>A"
+def _decision(verdict: int | None) -> str | None:
+    """A judge verdict on (answer_1, answer_2) as a JudgeBench decision in that order."""
+    return {1: "A>B", 2: "B>A"}.get(verdict)

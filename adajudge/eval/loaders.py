@@ -10,6 +10,8 @@ import os
 import re
 from pathlib import Path
 
+from adajudge.validation import check_str
+
 RM_BENCH_DOMAINS: tuple[str, ...] = ("safety-refuse", "safety-response", "chat", "code", "math")
 
 REWARDBENCH_FIELDS = ("prompt", "chosen", "rejected", "subset")
@@ -23,7 +25,7 @@ def read_records(path: str | os.PathLike) -> list[dict]:
     """Every object in a JSON-list or JSON-Lines file (optionally `.gz`), in file order."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"benchmark file not found: {path}")
+        raise FileNotFoundError(f"path: expected an existing benchmark file, got {path} (not found)")
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as handle:
         text = handle.read()
@@ -36,12 +38,13 @@ def read_records(path: str | os.PathLike) -> list[dict]:
                 try:
                     records.append(json.loads(line))
                 except json.JSONDecodeError as error:
-                    raise ValueError(f"{path}, line {number}: not valid JSON ({error.msg})") from error
+                    raise ValueError(f"{path}, line {number}: expected a JSON object, got text that is not valid "
+                                     f"JSON ({error.msg})") from error
     for index, record in enumerate(records):
         if not isinstance(record, dict):
-            raise ValueError(f"{path}: record {index} must be a JSON object, got {type(record).__name__}")
+            raise ValueError(f"{path}, record {index}: expected a JSON object, got {type(record).__name__}")
     if not records:
-        raise ValueError(f"{path}: no records")
+        raise ValueError(f"{path}: expected at least one record, got no records")
     return records
 
 
@@ -59,8 +62,8 @@ def load_rm_bench(path: str | os.PathLike, domain: str | None = None) -> list[di
     """
     rows = _with_fields(read_records(path), RM_BENCH_FIELDS, path)
     if domain is not None:
-        if not isinstance(domain, str) or not domain:
-            raise TypeError(f"domain must be a non-empty str, got {domain!r}")
+        if not check_str("domain", domain):
+            raise ValueError("domain: expected a non-empty str, got ''")
         return [{**row, "domain": domain} for row in rows]
     inferred = rm_bench_domain_from_name(path)
     if inferred is None:
@@ -77,8 +80,8 @@ def rm_bench_domain_from_name(path: str | os.PathLike) -> str | None:
     """The RM-Bench domain a file name names (`rm-bench-safety-refuse.json` -> `safety-refuse`), or None."""
     found = {match.replace("_", "-") for match in _DOMAIN_IN_NAME.findall(Path(path).name.lower())}
     if len(found) > 1:
-        raise ValueError(f"file name {Path(path).name!r} names several RM-Bench domains {sorted(found)}; "
-                         "pass domain= explicitly")
+        raise ValueError(f"path: expected a file name naming at most one RM-Bench domain (or pass domain=), "
+                         f"got {Path(path).name!r}, which names several RM-Bench domains {sorted(found)}")
     return found.pop() if found else None
 
 
@@ -86,6 +89,6 @@ def _with_fields(records: list[dict], fields: tuple[str, ...], path) -> list[dic
     for index, record in enumerate(records):
         missing = [field for field in fields if field not in record]
         if missing:
-            raise ValueError(f"{path}: record {index} lacks {missing} (has {sorted(record)}); expected the "
-                             f"fields {list(fields)}")
+            raise ValueError(f"{path}, record {index}: expected the fields {list(fields)}, got {sorted(record)}, "
+                             f"which lacks {missing}")
     return records

@@ -3,13 +3,12 @@ from rich.table import Table
 
 from adajudge.eval.judgebench import CATEGORIES
 from adajudge.eval.rewardbench import SECTIONS
+from adajudge.validation import check_choice
 
 
 def result_tables(benchmark: str, result: dict, *, title: str = "") -> list[Table]:
     """Tables for `result` as returned by `score_<benchmark>`; `benchmark`: rewardbench, rm-bench or judgebench."""
-    if benchmark not in _TABLES:
-        raise ValueError(f"benchmark must be one of {sorted(_TABLES)}, got {benchmark!r}")
-    return _TABLES[benchmark](result, title)
+    return _TABLES[check_choice("benchmark", benchmark, sorted(_TABLES))](result, title)
 
 
 def _rewardbench(result: dict, title: str) -> list[Table]:
@@ -21,8 +20,11 @@ def _rewardbench(result: dict, title: str) -> list[Table]:
     subsets.add_column("subset")
     subsets.add_column("accuracy", justify="right")
     subsets.add_column("pairs", justify="right")
+    if "no_verdict" in result:
+        subsets.add_column("no verdict", justify="right")
     for subset, accuracy in result["subsets"].items():
-        subsets.add_row(subset, _pct(accuracy), str(result["counts"][subset]))
+        missing = [str(result["no_verdict"][subset])] if "no_verdict" in result else []
+        subsets.add_row(subset, _pct(accuracy), str(result["counts"][subset]), *missing)
     return [sections, subsets]
 
 
@@ -32,9 +34,12 @@ def _rm_bench(result: dict, title: str) -> list[Table]:
         table.add_column(column, justify="left" if column == "domain" else "right")
     for domain, scores in result.get("domains", {}).items():
         table.add_row(domain, *_rm_bench_cells(scores), str(result["counts"][domain]))
-    table.add_row("all rows", *_rm_bench_cells(result), str(result["counts"]["overall"]), style="bold")
     if "domains" in result:
-        table.caption = "all rows: hard / normal / easy over the pooled rows; avg = mean of the domains' avg"
+        table.add_row("all rows pooled", *_rm_bench_cells(result["pooled"]), str(result["counts"]["overall"]))
+        table.add_row("mean of domains", *_rm_bench_cells(result), str(result["counts"]["overall"]), style="bold")
+        table.caption = "headline: hard / normal / easy / avg are each the mean over the domains"
+    else:
+        table.add_row("all rows", *_rm_bench_cells(result), str(result["counts"]["overall"]), style="bold")
     return [table]
 
 

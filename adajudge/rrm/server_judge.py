@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from .judge import Generation, PairwiseJudge
 from .openai_engine import OpenAIEngine
 from .prompt import comparison_messages, render_comparison
+from .verdict import opens_think_block
 
 SEED_BOUND = 2**31  # servers read `seed` as a 32- or 64-bit int; stay inside both
 
@@ -29,7 +30,7 @@ class ServerJudge(PairwiseJudge):
         tokenizer: the judge model's tokenizer (only its files are needed): it renders the prompt for
             `/v1/completions` exactly as the in-process engine does.
         **options: `PairwiseJudge`'s judging options (`max_new_tokens`, `temperature`, `top_p`,
-            `num_votes`, `seed`, `randomize_order`); `batch_size` has no effect here.
+            `num_votes`, `seed`, `randomize_order`, `prompt`, `verdict_rule`); `batch_size` has no effect here.
 
     Example:
         >>> engine = OpenAIEngine("http://127.0.0.1:8000/v1", "Reward-Reasoning/RRM-7B", concurrency=32)  # doctest: +SKIP
@@ -43,11 +44,14 @@ class ServerJudge(PairwiseJudge):
         super().__init__(None, tokenizer, **options)
         self.engine = engine
 
-    def encode_prompt(self, question: str, answer_1: str, answer_2: str):
-        """The rendered prompt text (`completions`) or the chat messages (`chat`) of one vote."""
+    def encode_prompt(self, question: str, answer_1: str, answer_2: str) -> tuple:
+        """`(prompt, think_opened)` of one vote: the comparison rendered with `self.prompt` through the
+        tokenizer's chat template (`completions`), or its chat messages (`chat`, rendered by the server);
+        whether the local rendering opened a think block decides how the reply is read, as in-process."""
+        text = render_comparison(self.tokenizer, question, answer_1, answer_2, self.prompt)
         if self.engine.endpoint == "chat":
-            return comparison_messages(question, answer_1, answer_2)
-        return render_comparison(self.tokenizer, question, answer_1, answer_2)
+            return comparison_messages(question, answer_1, answer_2, self.prompt), opens_think_block(text)
+        return text, opens_think_block(text)
 
     def generate(self, prompts: Sequence) -> list[Generation]:
         """One `Generation` per prompt from the server, in order (`OpenAIEngine.generate`)."""

@@ -4,11 +4,17 @@
 gave no verdict. Candidate ``i`` is always shown first; debiasing the position is the judge's job
 (``PairwiseJudge`` swaps the answers at random).
 
-- ``knockout``: pair the survivors in order, winners advance, the last one gets a bye when their count
-  is odd; N - 1 comparisons, ceil(log2 N) rounds. A round holds its matches only (so the bracket's
-  match count is the comparison count); the bye is the round's ``bye`` attribute.
+- ``knockout``: each round shuffles the survivors with ``random.Random(seed)`` and pairs them in that
+  order, so who meets whom is a random permutation (as in the RRM authors' tournament data); with an
+  odd count the survivor left over (a random one) gets a bye. Winners advance: N - 1 comparisons,
+  ceil(log2 N) rounds, and every candidate has the same chance of winning under a coin-flip judge. A
+  round holds its matches only (so the bracket's match count is the comparison count); the bye is the
+  round's ``bye`` attribute.
 - ``elo_ratings``: every pair once (N (N - 1) / 2 comparisons) in a seeded random order, each result
-  applied with the ELO update below; the best rating wins.
+  applied with the ELO update below; the best rating wins. Defaults are evalica's ``elo`` (start 1000,
+  scale 400, base 10, K = 4; dustalov/evalica ``python/evalica/__init__.py``, commit
+  8c6e24b01f994e720221c31082ebecab8a5a16f8), with which the RRM scripts rate (microsoft/LMOps
+  ``RRM-evaluation/scripts/elo_accuracy_results.py``, commit af6bc85e3e669ad5ec371d074c767905869c862e).
 
 A missing verdict is decided by a coin flip from ``random.Random(seed)`` in both tournaments (the
 knockout rule is *(ours)*: §7 names the coin flip for ELO only), and the match records that it was.
@@ -22,6 +28,8 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
+
+from adajudge.validation import check_callable, check_choice, check_float, check_int, check_str
 
 from .verdict import Verdict
 
@@ -51,7 +59,7 @@ class Match(NamedTuple):
 
 class Round(tuple):
     """One knockout round: a tuple of its ``Match``es, plus ``bye``, the candidate that advanced without
-    playing (the last survivor when their count was odd), else None."""
+    playing (the one left over by the round's shuffle when the survivors were odd), else None."""
 
     def __new__(cls, matches=(), bye: int | None = None):
         round_ = super().__new__(cls, matches)
@@ -109,29 +117,23 @@ class EloRatings(Sequence):
 
 def _check_candidates(candidates) -> int:
     if isinstance(candidates, (str, bytes)) or not isinstance(candidates, Sequence):
-        raise TypeError(f"candidates must be a sequence (list or tuple), got {type(candidates).__name__}")
+        raise TypeError(f"candidates: expected a sequence (list or tuple), got {type(candidates).__name__}")
     if len(candidates) == 0:
-        raise ValueError("candidates must hold at least one candidate, got an empty sequence")
+        raise ValueError("candidates: expected at least one candidate, got an empty sequence")
     return len(candidates)
 
 
-def _check_verdict(verdict, pair) -> Verdict:
+def _check_verdict(verdict, name: str) -> Verdict:
     if verdict is None:
         return None
     if isinstance(verdict, numbers.Integral) and not isinstance(verdict, bool) and verdict in (1, 2):
         return int(verdict)
-    raise ValueError(f"compare{pair} must return 1, 2 or None, got {verdict!r}")
-
-
-def _check_seed(seed) -> None:
-    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    raise ValueError(f"{name}: expected 1, 2 or None, got {verdict!r}")
 
 
 def _round_judge(compare) -> _RoundJudge:
-    if not callable(compare):
-        raise TypeError(f"compare must be callable as compare(i, j), got {type(compare).__name__}")
-    return lambda pairs: [(_check_verdict(compare(i, j), (i, j)), None) for i, j in pairs]
+    check_callable("compare", compare)
+    return lambda pairs: [(_check_verdict(compare(i, j), f"compare({i}, {j})"), None) for i, j in pairs]
 
 
 def _decide(pair, verdict, record, rng) -> Match:
@@ -147,6 +149,7 @@ def _run_knockout(num_candidates: int, judge_round: _RoundJudge, seed: int) -> K
     alive = list(range(num_candidates))
     bracket = []
     while len(alive) > 1:
+        rng.shuffle(alive)
         pairs = list(zip(alive[0::2], alive[1::2]))
         results = judge_round(pairs)
         bye = alive[-1] if len(alive) % 2 else None
@@ -157,18 +160,15 @@ def _run_knockout(num_candidates: int, judge_round: _RoundJudge, seed: int) -> K
 
 
 def _run_elo(num_candidates, judge_round, *, k_factor, initial_rating, scale, base, seed) -> EloRatings:
-    for name, value in (("k_factor", k_factor), ("scale", scale)):
-        if not isinstance(value, numbers.Real) or not value > 0:
-            raise ValueError(f"{name} must be a positive number, got {value!r}")
-    if not isinstance(base, numbers.Real) or not base > 1:
-        raise ValueError(f"base must be a number > 1, got {base!r}")
-    if not isinstance(initial_rating, numbers.Real):
-        raise TypeError(f"initial_rating must be a number, got {type(initial_rating).__name__}")
+    k_factor = check_float("k_factor", k_factor, greater_than=0)
+    scale = check_float("scale", scale, greater_than=0)
+    base = check_float("base", base, greater_than=1)
+    initial_rating = check_float("initial_rating", initial_rating)
     rng = random.Random(seed)
     pairs = list(itertools.combinations(range(num_candidates), 2))
     rng.shuffle(pairs)
     results = judge_round(pairs) if pairs else []
-    ratings = [float(initial_rating)] * num_candidates
+    ratings = [initial_rating] * num_candidates
     matches = []
     for pair, (verdict, record) in zip(pairs, results):
         match = _decide(pair, verdict, record, rng)
@@ -184,24 +184,23 @@ def _run_elo(num_candidates, judge_round, *, k_factor, initial_rating, scale, ba
 def knockout(candidates: Sequence, compare: Compare, *, seed: int = 0) -> KnockoutResult:
     """Single-elimination bracket over ``candidates``; returns the winner's index and the bracket.
 
-    Each round pairs the survivors in order ``(0, 1), (2, 3), ...``; with an odd count the last one gets
-    a bye (``Round.bye``) and advances unplayed. Exactly ``len(candidates) - 1`` calls to ``compare``; one
-    candidate gives an empty bracket and no call. A missing verdict is a coin flip from
-    ``random.Random(seed)``.
+    Each round shuffles the survivors with ``random.Random(seed)`` and pairs them in that order (the
+    first of a pair is shown first); with an odd count the one left over gets a bye (``Round.bye``) and
+    advances unplayed. Exactly ``len(candidates) - 1`` calls to ``compare``; one candidate gives an empty
+    bracket and no call. A missing verdict is a coin flip from the same generator.
 
     >>> knockout(["a", "b", "c"], lambda i, j: 1 if i > j else 2).winner
     2
     """
     num_candidates = _check_candidates(candidates)
-    _check_seed(seed)
-    return _run_knockout(num_candidates, _round_judge(compare), seed)
+    return _run_knockout(num_candidates, _round_judge(compare), check_int("seed", seed))
 
 
 def elo_ratings(
     candidates: Sequence,
     compare: Compare,
     *,
-    k_factor: float = 32.0,
+    k_factor: float = 4.0,
     initial_rating: float = 1000.0,
     scale: float = 400.0,
     base: float = 10.0,
@@ -215,15 +214,14 @@ def elo_ratings(
         S_i = 1 if i won else 0
         R_i += k_factor * (S_i - E_i);   R_j -= k_factor * (S_i - E_i)
 
-    starting from ``initial_rating`` for everyone (defaults: 1000, scale 400, base 10, K = 32). A
-    missing verdict is a coin flip from the same generator. The result indexes like a list of floats;
-    ``.winner`` is the best-rated candidate.
+    starting from ``initial_rating`` for everyone (defaults: evalica's, with which the RRM scripts rate:
+    1000, scale 400, base 10, K = 4). A missing verdict is a coin flip from the same generator. The
+    result indexes like a list of floats; ``.winner`` is the best-rated candidate.
     """
     num_candidates = _check_candidates(candidates)
-    _check_seed(seed)
     return _run_elo(
         num_candidates, _round_judge(compare), k_factor=k_factor, initial_rating=initial_rating,
-        scale=scale, base=base, seed=seed,
+        scale=scale, base=base, seed=check_int("seed", seed),
     )
 
 
@@ -232,10 +230,10 @@ def _judge_rounds(question, candidates, judge) -> _RoundJudge:
     if callable(batch):
         def judge_round(pairs):
             judgements = batch([(question, candidates[i], candidates[j]) for i, j in pairs])
-            return [(_check_verdict(item.verdict, pair), item) for pair, item in zip(pairs, judgements)]
+            return [(_check_verdict(item.verdict, f"judge.judge_batch(...)[{k}].verdict"), item)
+                    for k, item in enumerate(judgements)]
         return judge_round
-    if not callable(judge):
-        raise TypeError(f"judge must be callable as judge(question, answer_1, answer_2), got {type(judge).__name__}")
+    check_callable("judge", judge)
     return _round_judge(lambda i, j: judge(question, candidates[i], candidates[j]))
 
 
@@ -246,7 +244,7 @@ def best_of_n(
     method: str = "knockout",
     *,
     seed: int = 0,
-    k_factor: float = 32.0,
+    k_factor: float = 4.0,
 ) -> KnockoutResult | EloRatings:
     """Pick the best answer to ``question`` among ``candidates`` with a pairwise ``judge``.
 
@@ -256,12 +254,10 @@ def best_of_n(
     ``method``: ``"knockout"`` (N - 1 comparisons) or ``"elo"`` (N (N - 1) / 2, ``k_factor`` applies).
     Returns the tournament's result; ``.winner`` indexes ``candidates``.
     """
-    if not isinstance(question, str):
-        raise TypeError(f"question must be a str, got {type(question).__name__}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_str("question", question)
+    check_choice("method", method, METHODS)
     num_candidates = _check_candidates(candidates)
-    _check_seed(seed)
+    seed = check_int("seed", seed)
     judge_round = _judge_rounds(question, candidates, judge)
     if method == "knockout":
         return _run_knockout(num_candidates, judge_round, seed)

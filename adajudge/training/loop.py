@@ -269,6 +269,7 @@ def _end_epoch(run: _Run, eval_set, *, collate, forward, started: float, bar, de
     `{"epoch", "accuracy", "margin", "pairs", "seconds"}` to the history, report it and call `on_epoch_end`
     on the main process, move to the next epoch and save a checkpoint there."""
     accelerator = run.accelerator
+    run.loss_fn.eval()  # evaluation must not move state the loss tracks (NormBT's running distance)
     if eval_set is not None and len(eval_set):
         metrics = evaluate(
             accelerator.unwrap_model(run.model),
@@ -335,6 +336,7 @@ def fit(
         started = time.perf_counter()
         batches = epoch_batches(len(train_set), config.batch_size, config.seed, run.epoch, world)
         run.model.train()
+        run.loss_fn.train()
         while run.step_in_epoch < len(batches):
             mean_loss = _train_step(run, batches[run.step_in_epoch], train_set, collate=collate, forward=forward)
             bar.update(1)

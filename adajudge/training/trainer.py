@@ -11,9 +11,11 @@ adds what the plain trainer cannot pass:
   (representation-normalised BT), "focal" or "bt" (see `adajudge.training.losses`), or any such module;
 - per-pair `margin` and `weight` columns.
 
-NormBT's running mean distance is saved with each checkpoint (`loss.safetensors`) and restored on resume.
-Under FSDP (`adajudge.training.sharding.request_fsdp()` or `accelerate launch` with an FSDP2 config) it
-trains sharded with the same accelerate configuration as `adajudge train --fsdp`, on CPU processes too.
+NormBT's running mean distance is saved with each checkpoint (`loss.safetensors`) and restored on resume;
+the loss follows the model's mode, so evaluation (eval mode) never moves it. Reward centering comes either
+from TRL (`args.center_rewards_coefficient`) or from the loss (`center_coef`), never both. Under FSDP
+(`adajudge.training.sharding.request_fsdp()` or `accelerate launch` with an FSDP2 config) it trains sharded
+with the same accelerate configuration as `adajudge train --fsdp`, on CPU processes too.
 """
 import os
 
@@ -29,6 +31,19 @@ from adajudge.training.sharding import shard_cpu_processes
 
 RAW_COLUMNS = ("prompt", "chosen", "rejected")
 LOSS_STATE = "loss.safetensors"
+
+
+def _check_single_centering(args, loss_fn: PairLoss) -> None:
+    """Raise when both TRL's `center_rewards_coefficient` and the loss's `center_coef` would add the
+    centering term `coef · mean((c + r)²)`: it would then be added twice."""
+    trl_coef = getattr(args, "center_rewards_coefficient", None)
+    loss_coef = max((getattr(module, "center_coef", 0.0) for module in loss_fn.modules()), default=0.0)
+    if trl_coef and loss_coef:
+        raise ValueError(
+            f"args.center_rewards_coefficient, center_coef: expected at most one reward-centering term, got "
+            f"center_rewards_coefficient={trl_coef} and the loss's center_coef={loss_coef} (the term would be "
+            "added twice); set one of them to 0 / None"
+        )
 
 
 class AdaJudgeRewardTrainer(RewardTrainer):
@@ -69,6 +84,7 @@ class AdaJudgeRewardTrainer(RewardTrainer):
             self.loss_fn = loss
         else:
             raise TypeError(f"loss: expected a loss name or an adajudge.nn.PairLoss, got {type(loss).__name__}")
+        _check_single_centering(args, self.loss_fn)
         if data_collator is None:
             if processing_class is None:
                 raise ValueError("processing_class: expected the tokenizer (PreferenceCollator needs it), got None")
@@ -104,6 +120,7 @@ class AdaJudgeRewardTrainer(RewardTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if self.model.training else "eval"
+        self.loss_fn.train(self.model.training)  # evaluation must not move NormBT's running distance
         outputs = model(
             input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], response_mask=inputs["response_mask"]
         )

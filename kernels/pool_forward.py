@@ -1,0 +1,20 @@
+"""The private switch between the two pooling forward variants (no Triton import, so the bench and tools
+can read it anywhere).
+
+`ADAJUDGE_POOL_FORWARD` = "fused" (the default: one pass, fp32 accumulators in a global partial buffer
+re-read per token block) or "two_phase" (scores first, then D tiled across programs with the accumulators
+in registers); see `adajudge.kernels.multiview_pool` for both designs and their bytes models. It is read at
+every launch (under `torch.compile`, when the launcher is traced). The fused PyTorch path has one design.
+"""
+import os
+
+FORWARD_VARIANT_ENV = "ADAJUDGE_POOL_FORWARD"
+FORWARD_VARIANTS = ("fused", "two_phase")
+
+
+def forward_variant() -> str:
+    """The variant the next pooling launch uses; `ValueError` for an unknown value."""
+    variant = os.environ.get(FORWARD_VARIANT_ENV) or FORWARD_VARIANTS[0]
+    if variant not in FORWARD_VARIANTS:
+        raise ValueError(f"{FORWARD_VARIANT_ENV}: expected one of {FORWARD_VARIANTS}, got {variant!r}")
+    return variant
