@@ -9,12 +9,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def completion(text: str, *, finish_reason: str = "stop", tokens: int = 7, chat: bool = False,
-               reasoning: str | None = None) -> dict:
-    """An OpenAI completion (or chat completion) body with one choice and its usage."""
+               reasoning: str | None = None, reasoning_field: str = "reasoning_content") -> dict:
+    """An OpenAI completion (or chat completion) body with one choice and its usage; `reasoning` goes into
+    the message's `reasoning_field` as a server's reasoning parser puts it."""
     if chat:
         message = {"role": "assistant", "content": text}
         if reasoning is not None:
-            message["reasoning_content"] = reasoning
+            message[reasoning_field] = reasoning
         choice = {"index": 0, "message": message, "finish_reason": finish_reason}
         kind = "chat.completion"
     else:

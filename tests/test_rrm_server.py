@@ -105,7 +105,8 @@ def test_finish_reason_length_is_truncated_without_a_verdict(tokenizer):
     reply = completion("<think>I think \\boxed{Assistant 1}</think> \\boxed{Assistant 1}", finish_reason="length",
                        tokens=64)
     with FakeOpenAIServer(lambda body: (200, reply)) as server:
-        judgement = ServerJudge(OpenAIEngine(server.base_url), tokenizer, temperature=0).judge_batch([("q", "a", "b")])[0]
+        judge = ServerJudge(OpenAIEngine(server.base_url), tokenizer, temperature=0)
+        judgement = judge.judge_batch([("q", "a", "b")])[0]
     vote = judgement.votes[0]
     assert vote.truncated and vote.num_tokens == 64 and vote.error is None
     assert vote.verdict is None and judgement.verdict is None  # the official rule reads no verdict from a cut-off reply
@@ -123,9 +124,11 @@ def test_requests_in_flight_are_bounded_and_a_whole_round_goes_at_once(tokenizer
     assert max_in_flight == expected  # first round: 4 comparisons x 2 votes
 
 
-def test_chat_endpoint_sends_the_messages_and_rejoins_split_reasoning(tokenizer):
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_chat_endpoint_sends_the_messages_and_rejoins_split_reasoning(tokenizer, field):
     def reply(body):
-        return 200, completion("\\boxed{Assistant 2}", chat=True, reasoning="the second is right", tokens=9)
+        return 200, completion("\\boxed{Assistant 2}", chat=True, reasoning="the second is right", tokens=9,
+                               reasoning_field=field)
 
     with FakeOpenAIServer(reply) as server:
         judge = ServerJudge(OpenAIEngine(server.base_url, endpoint="chat"), tokenizer, temperature=0,

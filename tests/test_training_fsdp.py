@@ -126,14 +126,16 @@ def test_fsdp_shards_backbone_and_head_and_reduces_the_global_batch_gradient(tin
     scale = max(p.grad.abs().max().item() for p in model.parameters())
     assert scale > 1e-3  # a gradient worth comparing
     for name, param in model.named_parameters():
-        torch.testing.assert_close(sharded[name], param.grad, rtol=1e-5, atol=1e-5 * scale, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(sharded[name], param.grad, rtol=1e-5, atol=1e-5 * scale,
+                                   msg=lambda message: f"{name}: {message}")
 
 
 @pytest.mark.slow
 def test_fsdp_training_equals_ddp_and_one_process_and_saves_a_loadable_model(pairs_file, tiny_backbone_path, tmp_path):
     argv = ["train", "--data", str(pairs_file), "--backbone", str(tiny_backbone_path), *TRAIN]
     assert main([*argv, "--output-dir", str(tmp_path / "single")]) == 0
-    runs = [("ddp", []), ("fsdp", ["--fsdp"]), ("cut", ["--fsdp", "--stop-after", "2"]), ("cut", ["--fsdp", "--resume"])]
+    runs = [("ddp", []), ("fsdp", ["--fsdp"]),
+            ("cut", ["--fsdp", "--stop-after", "2"]), ("cut", ["--fsdp", "--resume"])]
     for name, extra in runs:
         run = [*argv, "--output-dir", str(tmp_path / name), *extra]
         mp.spawn(_train_worker, args=(WORLD, free_port(), run), nprocs=WORLD, join=True)

@@ -7,9 +7,10 @@ returns one `Generation` per prompt in the order given:
 - `endpoint="completions"` (default): `POST /v1/completions`, a prompt is the rendered prompt text (the
   judge renders it with the model's own chat template, exactly as the in-process engine does);
   `endpoint="chat"`: `POST /v1/chat/completions`, a prompt is the chat messages and the server applies
-  its template. A chat reply whose reasoning a server split off (`reasoning_content`, vLLM's and SGLang's
-  reasoning parsers) is joined back as `reasoning + "</think>" + content` *(ours)*, so the verdict is read
-  from the text after the reasoning as it is in-process.
+  its template. A chat reply whose reasoning a server's reasoning parser split off (`reasoning_content`, or
+  `reasoning` as vLLM names it from v0.11: docs.vllm.ai/en/v0.11.2/features/reasoning_outputs) is joined back
+  as `reasoning + "</think>" + content` *(ours)*, so the verdict is read from the text after the reasoning
+  as it is in-process.
 - Retries are the `openai` client's: a request answered 408, 409, 429 or 5xx, or that failed to connect or
   timed out, is sent again up to `max_retries` times with exponential backoff (0.5 s doubling, at most 8 s,
   with jitter; a `Retry-After` header is honoured). Each attempt may take `timeout` seconds, so a request
@@ -21,8 +22,8 @@ returns one `Generation` per prompt in the order given:
   start-up, the model not served, a key refused (401, 403, 404), or a reply that is not an OpenAI
   completion.
 - `finish_reason == "length"` marks the generation truncated (the judge then reads no verdict);
-  `num_tokens` is the reply's `usage.completion_tokens` as the server counts it (vLLM and `transformers
-  serve` count the stop token too, the in-process engine does not).
+  `num_tokens` is the reply's `usage.completion_tokens` as the server counts it (`transformers serve`
+  counts the stop token too, the in-process engine does not).
 
 Settings not given come from the environment: `OPENAI_BASE_URL`, `OPENAI_API_KEY` (default `"EMPTY"`, which
 local servers accept) and `ADAJUDGE_JUDGE_MODEL`; with no model named, the engine uses the server's only model.
@@ -182,13 +183,16 @@ class OpenAIEngine:
                 text = choice.text
             else:
                 text = choice.message.content or ""
-                reasoning = getattr(choice.message, "reasoning_content", None)
+                message = choice.message
+                reasoning = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None)
                 if isinstance(reasoning, str) and reasoning:
                     text = reasoning + THINK_END + text
             num_tokens = reply.usage.completion_tokens
             finish_reason = choice.finish_reason
         except (AttributeError, TypeError, ValueError):
-            raise ServerError(f"{route} answered something that is not an OpenAI completion: {_excerpt(reply)}") from None
+            raise ServerError(
+                f"{route} answered something that is not an OpenAI completion: {_excerpt(reply)}"
+            ) from None
         if not isinstance(text, str) or isinstance(num_tokens, bool) or not isinstance(num_tokens, int):
             raise ServerError(f"{route} answered a completion without text or token count: {_excerpt(reply)}")
         return Generation(text, num_tokens, finish_reason == "length")

@@ -33,7 +33,7 @@ class ServerJudge(PairwiseJudge):
             `num_votes`, `seed`, `randomize_order`, `prompt`, `verdict_rule`); `batch_size` has no effect here.
 
     Example:
-        >>> engine = OpenAIEngine("http://127.0.0.1:8000/v1", "Reward-Reasoning/RRM-7B", concurrency=32)  # doctest: +SKIP
+        >>> engine = OpenAIEngine("http://127.0.0.1:8000/v1", "Reward-Reasoning/RRM-7B")  # doctest: +SKIP
         >>> judge = ServerJudge(engine, AutoTokenizer.from_pretrained("Reward-Reasoning/RRM-7B"))  # doctest: +SKIP
         >>> best_of_n(question, candidates, judge).winner  # doctest: +SKIP
     """

@@ -263,7 +263,8 @@ class FeatureDataset(Dataset):
         for shard_id, name in enumerate(self.meta["shards"]):
             with safe_open(str(self.path / name), framework="pt") as shard:
                 cu_seqlens = shard.get_tensor("cu_seqlens")
-                self._columns.append({key: shard.get_tensor(key) for key in ("margin", "weight") if key in shard.keys()})
+                stored = shard.keys()
+                self._columns.append({key: shard.get_tensor(key) for key in ("margin", "weight") if key in stored})
             self._offsets.append(cu_seqlens.tolist())
             self._index += [(shard_id, j) for j in range((cu_seqlens.numel() - 1) // 2)]
         self._open_id, self._open = None, None

@@ -126,8 +126,9 @@ class _Run:
     """What one `fit` call trains with and where it stands; the pieces of `fit` read and advance it.
 
     `module` is the bare module (checkpoints read and write it), `model` the one accelerate prepared (the
-    step runs it; under FSDP2 the same object, sharded in place, and `params` its sharded parameters). Position: `epoch` (0-based), `step_in_epoch` (optimizer steps done in
-    it) and `global_step` (in all); `history` is `fit`'s return value being built.
+    step runs it; under FSDP2 the same object, sharded in place, and `params` its sharded parameters).
+    Position: `epoch` (0-based), `step_in_epoch` (optimizer steps done in it) and `global_step` (in all);
+    `history` is `fit`'s return value being built.
     """
 
     accelerator: Accelerator
