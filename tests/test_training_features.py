@@ -167,12 +167,21 @@ def _extraction_worker(rank, world, port, backbone, out):
 
     join_group_env(rank, world, port)
 
-    PartialState()  # joins the process group (gloo on CPU)
+    from adajudge.training import features
+
+    state = PartialState(cpu=True)  # joins the process group over gloo, as cache_features does without CUDA
     model = AdaJudgeForRewardModeling.from_backbone(backbone, head="last", freeze_backbone=True).eval()
     collator = PreferenceCollator(AutoTokenizer.from_pretrained(backbone), max_length=96)
     pairs = _pairs(11)
+    computed, compute = [], features._shard_tensors
+    features._shard_tensors = lambda model, collator, shard, **kw: computed.append(shard[0]["prompt"]) or compute(
+        model, collator, shard, **kw)
     cache_features(model, collator, pairs, out, batch_size=2, shard_pairs=2,
                    fingerprint=features_fingerprint(backbone, pairs, 96), progress=False)
+    record = {"rank": state.process_index, "world": state.num_processes,
+              "first_pairs": [[pair["prompt"] for pair in pairs].index(prompt) for prompt in computed]}
+    with open(f"{out}-rank{rank}.json", "w") as handle:
+        json.dump(record, handle)
     leave()
 
 
@@ -196,6 +205,9 @@ def test_two_gloo_processes_write_the_same_features_as_one(tiny, tmp_path):
     one = _files(tmp_path / "one")
     assert len(one) == 7 and json.loads(one["meta.json"])["num_pairs"] == 11  # 6 shards and meta.json
     assert _files(tmp_path / "two") == one  # byte for byte, one meta.json
+    shares = [json.loads((tmp_path / f"two-rank{rank}.json").read_text()) for rank in range(2)]
+    assert [(share["rank"], share["world"]) for share in shares] == [(0, 2), (1, 2)]
+    assert [share["first_pairs"] for share in shares] == [[0, 4, 8], [2, 6, 10]]  # shards 0, 2, 4 and 1, 3, 5
 
 
 @pytest.mark.slow

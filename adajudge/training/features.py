@@ -167,7 +167,9 @@ def cache_features(
         raise ValueError(f"batch_size, shard_pairs: expected positive ints, got {batch_size}, {shard_pairs}")
     has_margin = _optional_column(pairs, "margin")
     has_weight = _optional_column(pairs, "weight")
-    processes = PartialState()
+    # The process group comes from the launcher's environment; without CUDA, processes talk over gloo (accelerate
+    # sets a CPU group up only when told the run is on CPU, as `adajudge.training.loop.make_accelerator` does).
+    processes = PartialState(cpu=not torch.cuda.is_available())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = next(model.parameters()).device
@@ -187,7 +189,7 @@ def cache_features(
                 dtype=dtype, device=device, has_margin=has_margin, has_weight=has_weight,
             )
             info = {"key": key, "dropped": stats.dropped, "truncated": stats.truncated}
-            staging = path.with_name(f".{path.name}.partial-{processes.process_index}")
+            staging = path.with_name(f".{path.name}.partial-{os.getpid()}")
             save_file(tensors, str(staging), metadata={"adajudge": json.dumps(info, sort_keys=True)})
             os.replace(staging, path)
             del tensors
