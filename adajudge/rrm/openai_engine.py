@@ -154,8 +154,8 @@ class OpenAIEngine:
         try:
             futures = [pool.submit(self._request, prompt, options, seed) for prompt, seed in zip(prompts, seeds)]
             return [future.result() for future in futures]
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        finally:  # all done, or an error: requests not sent yet are dropped, those in flight end on their own
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _request(self, prompt, options: dict, seed: int | None) -> Generation:
         """One request, retried by the client; a failure left after the retries is a `Generation` with `error`."""
