@@ -182,8 +182,8 @@ class OpenAIEngine:
             if self.endpoint == "completions":
                 text = choice.text
             else:
-                text = choice.message.content or ""
                 message = choice.message
+                text = message.content or ""
                 reasoning = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None)
                 if isinstance(reasoning, str) and reasoning:
                     text = reasoning + THINK_END + text
