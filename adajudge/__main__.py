@@ -1,4 +1,5 @@
-from adajudge.cli import main
 import sys
+
+from adajudge.cli import main
 
 sys.exit(main())

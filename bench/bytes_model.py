@@ -8,7 +8,7 @@ run as separate launches, and the backward cannot start before the forward has f
 Per op, `B` rows, `T` tokens, `D` hidden size, `V` views (3), `N` router rows or loss pairs, `e` the
 element size of the input dtype, masks in their own dtype (`m` bytes), statistics and losses fp32 (4 bytes):
 
-- multiview_pool (DESIGN.md §3). forward reads `hidden` once and both masks, `w_a`, `b_a`, writes the
+- multiview_pool (docs/design.md §3). forward reads `hidden` once and both masks, `w_a`, `b_a`, writes the
   `[B, 4, D]` views: `BTDe + 2BTm + (D+1)e + 4BDe`. backward reads `hidden` once, both masks, `w_a`,
   `b_a` and the upstream `[B, 4, D]` gradient, writes `dH` once and `dw_a`, `db_a`:
   `2BTDe + 2BTm + 2(D+1)e + 4BDe`.

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import torch
 
-from adajudge.kernels.pool_forward import FORWARD_VARIANT_ENV, FORWARD_VARIANTS, forward_variant
-
 REPO = Path(__file__).resolve().parents[1]
 
 def _git(*args: str) -> str | None:

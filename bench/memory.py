@@ -20,7 +20,7 @@ import contextlib
 import os
 import sys
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -20,6 +20,7 @@ import math
 import statistics
 import time
 from dataclasses import dataclass
+
 import torch
 
 from bench.passes import PassRun, reset_grads

@@ -153,7 +153,7 @@ class EvalFeatures:
     @classmethod
     @torch.no_grad()
     def compute(cls, model, tokenizer, texts, folder: Path, *, max_length: int, batch_size: int, fingerprint: str,
-                progress: bool = True) -> "EvalFeatures":
+                progress: bool = True) -> EvalFeatures:
         """Run `model.backbone_hidden_states` over `texts` (longest first, right padding) and save to `folder`."""
         meta_path = folder / "meta.json"
         if meta_path.is_file() and json.loads(meta_path.read_text()).get("fingerprint") == fingerprint:

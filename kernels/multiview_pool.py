@@ -62,6 +62,7 @@ from adajudge.kernels.launch import (
 )
 from adajudge.kernels.pool_forward import forward_variant
 from adajudge.views import NUM_VIEWS, TokenKind, View
+
 # Tile of the two-phase accumulation: [TWO_PHASE_BLOCK_T tokens, TWO_PHASE_BLOCK_D] over 4 warps.
 TWO_PHASE_BLOCK_T = 32
 TWO_PHASE_BLOCK_D = 128

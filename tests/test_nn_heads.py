@@ -1,4 +1,4 @@
-"""Reward heads (DESIGN.md §5): AdaJudgeHead, the static baselines, HeadOutput and build_head."""
+"""Reward heads (docs/design.md §5): AdaJudgeHead, the static baselines, HeadOutput and build_head."""
 import copy
 import json
 import math
@@ -160,7 +160,7 @@ def test_split_pairs_gives_chosen_then_rejected_halves():
 
 
 def adajudge_formula(head, hidden, attention_mask, response_mask, *, refine=True):
-    """DESIGN.md §5 steps 3–5 written out, on `head.refinement`'s output (or on `hidden` itself)."""
+    """docs/design.md §5 steps 3–5 written out, on `head.refinement`'s output (or on `hidden` itself)."""
     refined = head.refinement(hidden, attention_mask) if refine else hidden
     views = reference.multiview_pool(
         refined, attention_mask, response_mask, attn_weight=head.pool.attn_weight, attn_bias=head.pool.attn_bias

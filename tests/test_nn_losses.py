@@ -1,4 +1,4 @@
-"""Preference loss modules (DESIGN.md §6): BT, Focal-BT, NormBT with its EMA, and the AdaJudge objective."""
+"""Preference loss modules (docs/design.md §6): BT, Focal-BT, NormBT with its EMA, and the AdaJudge objective."""
 import math
 
 import pytest
@@ -20,7 +20,7 @@ def pairs(seed=0):
 
 
 def focal_bt(chosen, rejected, margin=None, weights=None, temperature=1.0, gamma=0.0, center_coef=0.0, factor=None):
-    """DESIGN.md §6 written out in `chosen`'s dtype: `mean(w · f · (1 − σ(Δ))^γ · −log σ(Δ)) + center`."""
+    """docs/design.md §6 written out in `chosen`'s dtype: `mean(w · f · (1 − σ(Δ))^γ · −log σ(Δ)) + center`."""
     dtype = chosen.dtype
     delta = (chosen - rejected - (0 if margin is None else margin.to(dtype))) / temperature
     loss = (1 - torch.sigmoid(delta)) ** gamma * -F.logsigmoid(delta)
@@ -117,7 +117,7 @@ def head_output(entropy, views=3):
 
 
 def adajudge_formula(gamma=2.0, coef=0.1, floor=0.5, margin=None, weights=None, temperature=1.0):
-    """DESIGN.md §6: focal BT `+ λ · mean over both sides of max(0, η − H)²`, as a function of the leaves."""
+    """docs/design.md §6: focal BT `+ λ · mean over both sides of max(0, η − H)²`, as a function of the leaves."""
 
     def formula(chosen, rejected, chosen_entropy, rejected_entropy):
         below = (floor - torch.cat([chosen_entropy, rejected_entropy])).clamp(min=0)

@@ -1,4 +1,4 @@
-"""Refinement blocks, the masked attention inside them and the depth gate (DESIGN.md §5 steps 1–2)."""
+"""Refinement blocks, the masked attention inside them and the depth gate (docs/design.md §5 steps 1–2)."""
 import copy
 import math
 
@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from adajudge.nn import attention
-from adajudge.testing import assert_close
 from adajudge.nn.attention import padded_attention, sdpa_attention, varlen_attention
 from adajudge.nn.refinement import Refinement, RefinementBlock, default_num_heads
+from adajudge.testing import assert_close
 
 D = 64
 
@@ -162,7 +162,7 @@ def test_untrained_refinement_passes_hidden_through_unchanged(num_blocks):
 
 
 def naive_refinement(refinement, hidden, mask):
-    """DESIGN.md §5: `α = softmax(W_d c + b_d)` with `c` the mean over real tokens, `H̃ = Σ_k α_k H^(k)`."""
+    """docs/design.md §5: `α = softmax(W_d c + b_d)` with `c` the mean over real tokens, `H̃ = Σ_k α_k H^(k)`."""
     context = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
     alpha = torch.softmax(context @ refinement.depth_gate.weight.T + refinement.depth_gate.bias, dim=-1)
     states, state = [], hidden

@@ -3,9 +3,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from op_cases import BACKENDS, DEVICE, LOW_PRECISION, check_against_reference, pooling_masks, run_with_grads
 
 from adajudge.ops import multiview_pool
-from op_cases import BACKENDS, DEVICE, LOW_PRECISION, check_against_reference, pooling_masks, run_with_grads
 
 
 @st.composite

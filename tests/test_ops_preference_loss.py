@@ -3,9 +3,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from op_cases import BACKENDS, DEVICE, LOW_PRECISION, check_against_reference
 
 from adajudge.ops import preference_loss
-from op_cases import BACKENDS, DEVICE, LOW_PRECISION, check_against_reference
 
 
 @st.composite

@@ -3,7 +3,12 @@ import pytest
 
 from adajudge.backbones.tiny import tiny_tokenizer
 from adajudge.rrm.prompt import (
-    PLAIN_TEXT_SUFFIX, RRM_PROMPT, SYSTEM_PROMPT, PromptTemplate, comparison_messages, encode_comparison,
+    PLAIN_TEXT_SUFFIX,
+    RRM_PROMPT,
+    SYSTEM_PROMPT,
+    PromptTemplate,
+    comparison_messages,
+    encode_comparison,
     render_comparison,
 )
 

@@ -7,13 +7,13 @@ import socket
 import time
 
 import pytest
+from fake_openai import FakeOpenAIServer, completion
 
 from adajudge.backbones.tiny import tiny_tokenizer
 from adajudge.cli import main
 from adajudge.rrm import OpenAIEngine, PairwiseJudge, ServerError, ServerJudge, best_of_n
 from adajudge.rrm.judge import Generation
 from adajudge.rrm.prompt import comparison_messages, render_comparison
-from fake_openai import FakeOpenAIServer, completion
 
 ANSWER = re.compile(r"\[Answer of Assistant (\d)\]\n(.*?)\n\[End of the answer", re.S)
 

@@ -1,4 +1,4 @@
-"""Knockout and ELO tournaments on deterministic, noisy and missing verdicts (DESIGN.md §7)."""
+"""Knockout and ELO tournaments on deterministic, noisy and missing verdicts (docs/design.md §7)."""
 import math
 import random
 from dataclasses import dataclass

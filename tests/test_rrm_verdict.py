@@ -1,4 +1,4 @@
-"""parse_verdict: the RRM evaluation's rule by default (DESIGN.md §7), the lenient rule on request."""
+"""parse_verdict: the RRM evaluation's rule by default (docs/design.md §7), the lenient rule on request."""
 import pytest
 
 from adajudge.rrm import parse_verdict

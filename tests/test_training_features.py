@@ -162,7 +162,6 @@ def test_the_dataset_reads_items_from_the_shard_files(tiny, tmp_path):
 
 def _extraction_worker(rank, world, port, backbone, out):
     from accelerate import PartialState
-
     from spawned import join_group_env, leave
 
     join_group_env(rank, world, port)
@@ -188,7 +187,6 @@ def _extraction_worker(rank, world, port, backbone, out):
 @pytest.mark.slow
 def test_two_gloo_processes_write_the_same_features_as_one(tiny, tmp_path):
     import torch.multiprocessing as mp
-
     from spawned import free_port
 
     path = str(tiny[0])

@@ -21,11 +21,11 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from spawned import free_port, join_group_env, leave
 
 from adajudge.cli import main
 from adajudge.modeling import AdaJudgeForRewardModeling
 from adajudge.training.demo_data import make_demo_pairs
-from spawned import free_port, join_group_env, leave
 
 WORLD = 2
 TRAIN = ["--head", "adajudge", "--head-options", '{"num_blocks": 1}', "--loss", "bt", "--lr", "1e-3",

@@ -21,7 +21,6 @@ from adajudge.eval.rewardbench import score_rewardbench
 from adajudge.eval.rm_bench import score_rm_bench
 from adajudge.rrm.cli import add_judge_arguments, load_judge_model, make_judge
 
-
 BENCHMARKS = {
     "rewardbench": (loaders.load_rewardbench, score_rewardbench),
     "rm-bench": (loaders.load_rm_bench, score_rm_bench),

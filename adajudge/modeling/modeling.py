@@ -121,7 +121,7 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
         lora=None,
         dtype: torch.dtype | str | None = None,
         **head_options,
-    ) -> "AdaJudgeForRewardModeling":
+    ) -> AdaJudgeForRewardModeling:
         """Wrap the base model of a causal-LM (or base-model) checkpoint with a fresh reward head.
 
         Args:
@@ -172,7 +172,7 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
         return model
 
     @classmethod
-    def from_pretrained(cls, *args, **kwargs) -> "AdaJudgeForRewardModeling":
+    def from_pretrained(cls, *args, **kwargs) -> AdaJudgeForRewardModeling:
         """`PreTrainedModel.from_pretrained`, then two fixes so the loaded model behaves as the saved one.
 
         - Tensors are copied out of the safetensors memory map into fresh allocations: mapped tensors sit

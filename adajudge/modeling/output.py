@@ -39,7 +39,7 @@ class AdaJudgeRewardOutput(SequenceClassifierOutputWithPast):
     representation: torch.Tensor | None = None
 
     @classmethod
-    def from_head(cls, head_output: HeadOutput, **model_fields) -> "AdaJudgeRewardOutput":
+    def from_head(cls, head_output: HeadOutput, **model_fields) -> AdaJudgeRewardOutput:
         """The output for `head_output` (`reward [B]` becomes `logits [B, 1]`); `model_fields`: `loss`,
         `hidden_states`, ... as in `SequenceClassifierOutputWithPast`."""
         head_fields = {name: getattr(head_output, name) for name in HEAD_FIELDS}

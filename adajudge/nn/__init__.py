@@ -1,4 +1,4 @@
-"""Reward-model heads and preference losses (DESIGN.md §5–§6), built on `adajudge.ops`.
+"""Reward-model heads and preference losses (docs/design.md §5–§6), built on `adajudge.ops`.
 
 Heads map a backbone's last hidden states `[B, T, D]` and masks `[B, T]` to a `HeadOutput`:
 `AdaJudgeHead` (refinement, depth gate, multi-view pooling, per-view scorers, router) and the static

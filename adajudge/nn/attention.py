@@ -1,4 +1,4 @@
-"""Bidirectional multi-head attention over the real tokens of padded sequences (DESIGN.md §5 step 1).
+"""Bidirectional multi-head attention over the real tokens of padded sequences (docs/design.md §5 step 1).
 
 Two implementations with one result: flash-attn's varlen kernel (used when `flash_attn` is importable
 and the tensors are CUDA fp16/bf16) and PyTorch's `scaled_dot_product_attention` with a key padding

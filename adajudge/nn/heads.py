@@ -1,16 +1,16 @@
-"""`AdaJudgeHead` (DESIGN.md §5): refinement blocks with a depth gate, multi-view pooling, per-view
+"""`AdaJudgeHead` (docs/design.md §5): refinement blocks with a depth gate, multi-view pooling, per-view
 scorers and a router, after arXiv 2601.08097."""
 import torch
 from torch import nn
 
 from adajudge import ops
-from adajudge.ops.backend import BACKENDS
-from adajudge.validation import check_choice, check_float, check_head_inputs, check_int
-from adajudge.views import SCORED_VIEWS
 from adajudge.nn.mlp import MLP
 from adajudge.nn.output import HeadOutput
 from adajudge.nn.pooling import MultiViewPooling
 from adajudge.nn.refinement import Refinement, default_num_heads
+from adajudge.ops.backend import BACKENDS
+from adajudge.validation import check_choice, check_float, check_head_inputs, check_int
+from adajudge.views import SCORED_VIEWS
 
 
 class AdaJudgeHead(nn.Module):

@@ -1,4 +1,4 @@
-"""Preference losses (DESIGN.md §6): BT, Focal-BT, NormBT and the AdaJudge objective, as modules over
+"""Preference losses (docs/design.md §6): BT, Focal-BT, NormBT and the AdaJudge objective, as modules over
 `adajudge.ops.preference_loss`.
 
 For pairs `i`: `Δ_i = (c_i − r_i − m_i) / τ`, `ℓ_i = (1 − σ(Δ_i))^γ · softplus(−Δ_i)` (γ = 0: plain BT),
@@ -17,9 +17,9 @@ import torch.distributed as dist
 from torch import nn
 
 from adajudge import ops
+from adajudge.nn.output import HeadOutput
 from adajudge.ops.backend import BACKENDS
 from adajudge.validation import check_choice, check_float, check_instance
-from adajudge.nn.output import HeadOutput
 
 
 class PairLoss(nn.Module, abc.ABC):

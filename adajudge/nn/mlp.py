@@ -1,4 +1,4 @@
-"""The small MLP used for the per-view scorers and the router (DESIGN.md §5 step 4)."""
+"""The small MLP used for the per-view scorers and the router (docs/design.md §5 step 4)."""
 import torch
 from torch import nn
 

@@ -1,4 +1,4 @@
-"""AdaJudge refinement (DESIGN.md §5 steps 1–2): K transformer blocks over the backbone's hidden states,
+"""AdaJudge refinement (docs/design.md §5 steps 1–2): K transformer blocks over the backbone's hidden states,
 mixed by a depth gate.
 
 `H^(0) = hidden`, `H^(k) = Block_k(H^(k−1))`, `α = softmax(W_d c + b_d)` with `c` the mean of `H^(0)`
@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adajudge.validation import check_int
 from adajudge.nn.attention import padded_attention
 from adajudge.nn.pooling import masked_mean
+from adajudge.validation import check_int
 
 HEAD_DIM = 64
 
@@ -30,7 +30,7 @@ def default_num_heads(hidden_size: int) -> int:
 
 class RefinementBlock(nn.Module):
     """Pre-RMSNorm bidirectional multi-head attention over real tokens, then a pre-RMSNorm SwiGLU MLP, each
-    added to its input *(ours, DESIGN.md §5)*. No biases and no positions (the backbone's states carry
+    added to its input *(ours, docs/design.md §5)*. No biases and no positions (the backbone's states carry
     them). `out_proj` and `down_proj` start at zero, so a new block is the identity.
 
     Args:

@@ -1,4 +1,4 @@
-"""`preference_loss`: Bradley-Terry, focal BT and NormBT in one op (DESIGN.md §6)."""
+"""`preference_loss`: Bradley-Terry, focal BT and NormBT in one op (docs/design.md §6)."""
 import torch
 
 from adajudge import reference
@@ -64,7 +64,7 @@ def preference_loss(
     reduction: str = "mean",
     backend: str = "auto",
 ) -> torch.Tensor:
-    """Bradley-Terry family preference loss (DESIGN.md §6): BT, focal BT, NormBT (arXiv 2512.06343).
+    """Bradley-Terry family preference loss (docs/design.md §6): BT, focal BT, NormBT (arXiv 2512.06343).
 
     Per pair: `Δ = (c − r − m)/τ`; `ℓ = σ(−Δ)^γ · softplus(−Δ)` (γ = 0 is plain BT; the focal factor is
     differentiated); NormBT multiplies by `sg(μ / (‖h_c − h_r‖₂ + ε))` with `μ = norm_scale` or, when

@@ -1,4 +1,4 @@
-"""Plain PyTorch definitions of the three ops: the readable specification (DESIGN.md §3, §4, §6).
+"""Plain PyTorch definitions of the three ops: the readable specification (docs/design.md §3, §4, §6).
 
 Autograd does every backward here. Nothing in this package imports Triton, and nothing checks its input:
 `adajudge.ops` validates and then dispatches (``backend="reference"`` lands here). Tests, benchmarks and

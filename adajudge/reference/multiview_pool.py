@@ -1,4 +1,4 @@
-"""Reference multi-view pooling (DESIGN.md §3), written for reading, not for speed."""
+"""Reference multi-view pooling (docs/design.md §3), written for reading, not for speed."""
 import torch
 
 

@@ -1,4 +1,4 @@
-"""Reference router mix (DESIGN.md §4)."""
+"""Reference router mix (docs/design.md §4)."""
 import torch
 
 

@@ -1,4 +1,4 @@
-"""RRM: reward modelling as text generation (arXiv 2505.14674; DESIGN.md §7).
+"""RRM: reward modelling as text generation (arXiv 2505.14674; docs/design.md §7).
 
 A causal LM reads a query and two answers, reasons, and ends with ``\\boxed{Assistant 1}`` or
 ``\\boxed{Assistant 2}``; knockout and ELO tournaments turn those pairwise verdicts into a choice

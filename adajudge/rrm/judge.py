@@ -1,5 +1,5 @@
 """``PairwiseJudge``: a causal LM that reasons about two answers and names the better one (RRM,
-arXiv 2505.14674; DESIGN.md §7), generating with transformers.
+arXiv 2505.14674; docs/design.md §7), generating with transformers.
 
 Per comparison, and again per vote under voting@k, a coin from the judge's seeded generator decides
 whether the answers are shown swapped; a verdict read from a swapped prompt is mapped back, so every

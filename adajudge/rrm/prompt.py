@@ -1,4 +1,4 @@
-"""The comparison prompt of the generative judge (DESIGN.md §7), and how to replace it.
+"""The comparison prompt of the generative judge (docs/design.md §7), and how to replace it.
 
 A prompt template turns `(question, answer_1, answer_2)` into chat messages: usually one system turn
 (the instruction) and one user turn (the query and the two answers, labelled Assistant 1 and

@@ -1,4 +1,4 @@
-"""Tournaments that turn pairwise verdicts into a choice among N candidates (DESIGN.md §7).
+"""Tournaments that turn pairwise verdicts into a choice among N candidates (docs/design.md §7).
 
 ``compare(i, j)`` returns 1 when candidate ``i`` wins, 2 when candidate ``j`` wins, None when the judge
 gave no verdict. Candidate ``i`` is always shown first; debiasing the position is the judge's job

@@ -1,4 +1,4 @@
-"""Reading the verdict out of a judge's generated text (DESIGN.md §7).
+"""Reading the verdict out of a judge's generated text (docs/design.md §7).
 
 The official rule, that of the RRM authors' evaluation (microsoft/LMOps, `RRM-evaluation/scripts/
 run_generative.py`, commit af6bc85e3e669ad5ec371d074c767905869c862e, `model_modifier="Skywork"`):
