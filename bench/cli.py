@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from adajudge.kernels.pool_forward import FORWARD_VARIANT_ENV, FORWARD_VARIANTS, forward_variant
 from bench import environment
 from bench.bandwidth import copy_bandwidth
 from bench.cases import IMPLS, OPS, Case
@@ -60,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU intra-op threads (default 1 on cpu: on a shared machine OpenMP barriers with a "
                              "descheduled thread cost milliseconds per op; 0 = torch's own default)")
-    parser.add_argument("--pool-forward", choices=environment.FORWARD_VARIANTS, default=None,
-                        help=f"Triton pooling forward variant: sets ${environment.FORWARD_VARIANT_ENV} for this run "
+    parser.add_argument("--pool-forward", choices=FORWARD_VARIANTS, default=None,
+                        help=f"Triton pooling forward variant: sets ${FORWARD_VARIANT_ENV} for this run "
                              "(default: the environment's, else fused); recorded in every record")
     parser.add_argument("--time-limit-s", type=float, default=None,
                         help="start no new case after this many seconds; cases not started are listed in "
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     started = time.perf_counter()
     if args.pool_forward is not None:
-        os.environ[environment.FORWARD_VARIANT_ENV] = args.pool_forward
+        os.environ[FORWARD_VARIANT_ENV] = args.pool_forward
     device = _device(args.device)
     if args.threads is not None and args.threads < 0:
         raise SystemExit(f"--threads: expected an integer >= 0, got {args.threads}")
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         "dtype": dtype_name(dtype),
         "impls": list(args.impls),
         "passes": list(args.passes),
-        "pool_forward": environment.forward_variant(),
+        "pool_forward": forward_variant(),
         "time_limit_s": args.time_limit_s,
         "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": environment.versions(),

@@ -1,4 +1,4 @@
-"""What the numbers were measured with: versions, commit, machine, load, and the pooling forward's variant."""
+"""What the numbers were measured with: versions, commit, machine, load."""
 from __future__ import annotations
 
 import os
