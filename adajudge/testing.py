@@ -38,7 +38,8 @@ def assert_close(name: str, actual, expected, reference, *, dtype: torch.dtype, 
     """
     if actual is None or expected is None or reference is None:
         if not (actual is None and expected is None and reference is None):
-            raise AssertionError(f"{name}: gradient presence differs (actual {actual is not None}, expected {expected is not None}, reference {reference is not None})")
+            raise AssertionError(f"{name}: gradient presence differs (actual {actual is not None}, "
+                                 f"expected {expected is not None}, reference {reference is not None})")
         return
     if expected_dtype is not None and actual.dtype != expected_dtype:
         raise AssertionError(f"{name}: dtype {actual.dtype}, expected {expected_dtype}")

@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.budget_s > 0:
         raise SystemExit(f"--budget-s: expected seconds > 0, got {args.budget_s}")
     if not args.dry_run and not torch.cuda.is_available():
-        raise SystemExit("expected a CUDA device (torch.cuda.is_available() is False); run with --dry-run on a machine without one")
+        raise SystemExit("expected a CUDA device (torch.cuda.is_available() is False); "
+                         "run with --dry-run on a machine without one")
     started = time.perf_counter()
     runs = args.out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
@@ -172,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
               + (f" ({report[name]['reason'][:300]})" if report[name].get("reason") else ""), flush=True)
         _write(args.out, report)
     report["seconds"]["total"] = time.perf_counter() - started
-    report["skipped"] = [{"step": name, "reason": report[name]["reason"]} for name in STEPS if report[name]["status"] == "skipped"]
+    report["skipped"] = [{"step": name, "reason": report[name]["reason"]}
+                         for name in STEPS if report[name]["status"] == "skipped"]
     report["ok"] = all(report[name]["status"] in ("ok", "skipped") for name in STEPS)
     _write(args.out, report)
     summary = markdown(report)

@@ -120,12 +120,16 @@ def markdown(result: dict) -> str:
         "| num_blocks | shape | mode | bf16 peak MiB | upcast peak MiB | peak ratio | bf16 ms | upcast ms | time ratio |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def mib(row, name):
+        return row[name]["peak_memory_bytes"] / 2**20
+
     for row in result["rows"]:
-        mib = lambda name: row[name]["peak_memory_bytes"] / 2**20
         shape = " ".join(f"{k}={v}" for k, v in row["shape"].items())
         lines.append(
-            f"| {row['num_blocks']} | {shape} | {row['mode']} | {mib('bf16'):.2f} | {mib('upcast'):.2f} | {row['peak_ratio']:.2f} "
-            f"| {row['bf16']['median_ms']:.2f} | {row['upcast']['median_ms']:.2f} | {row['time_ratio']:.2f} |"
+            f"| {row['num_blocks']} | {shape} | {row['mode']} | {mib(row, 'bf16'):.2f} | {mib(row, 'upcast'):.2f} "
+            f"| {row['peak_ratio']:.2f} | {row['bf16']['median_ms']:.2f} | {row['upcast']['median_ms']:.2f} "
+            f"| {row['time_ratio']:.2f} |"
         )
     return "\n".join(lines) + "\n"
 

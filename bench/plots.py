@@ -56,7 +56,8 @@ def _figure(records, value, ylabel, title, path: Path, reference: tuple[float, s
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.2 * rows + 0.6), squeeze=False)
     for ax, op in zip(axes.flat, ops):
         for (impl, pass_, sweep), (xs, ys) in _lines(records, op, value).items():
-            ax.plot(xs, ys, color=IMPL_COLOR[impl], linestyle=PASS_STYLE[pass_], marker=SWEEP_MARKER.get(sweep, "o"), markersize=4)
+            ax.plot(xs, ys, color=IMPL_COLOR[impl], linestyle=PASS_STYLE[pass_], marker=SWEEP_MARKER.get(sweep, "o"),
+                    markersize=4)
         ax.axhline(reference[0], color="black", linestyle=(0, (1, 3)), linewidth=1)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())

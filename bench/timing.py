@@ -3,7 +3,8 @@ neighbour on a shared machine slows all of them alike instead of whichever ran d
 
 - CPU: `time.perf_counter` around back-to-back calls (at least `min_sample_s` per sample, the garbage
   collector off inside a sample, one full collection before the first), one sample per implementation
-  per round, the starting implementation rotated each round. Each call includes resetting the leaves' `.grad` to `None` (a few microseconds).
+  per round, the starting implementation rotated each round. Each call includes resetting the leaves' `.grad`
+  to `None` (a few microseconds).
 - CUDA: `triton.testing.do_bench` (L2 flushed before every call, CUDA events) or, for the launch-bound
   tiny ops, `triton.testing.do_bench_cudagraph` (calls replayed from a CUDA graph, so host overhead is
   not timed); one `do_bench` per implementation per round, all per-call times pooled. A pass with an
@@ -145,7 +146,8 @@ def time_cuda(runs: dict[str, PassRun], *, rounds: int, rep_ms: int, cudagraph: 
             elif cudagraph:
                 times = triton.testing.do_bench_cudagraph(run.fn, rep=rep_ms, grad_to_none=grads, return_mode="all")
             else:
-                times = triton.testing.do_bench(run.fn, warmup=max(1, rep_ms // 4), rep=rep_ms, grad_to_none=grads, return_mode="all")
+                times = triton.testing.do_bench(run.fn, warmup=max(1, rep_ms // 4), rep=rep_ms, grad_to_none=grads,
+                                                return_mode="all")
             samples[name].extend(float(t) for t in times)
     timers = {name: _timer_name(runs[name], cudagraph) for name in runs}
     return {name: Timing(samples[name], 1, timers[name]) for name in runs}

@@ -160,9 +160,13 @@ def _resource_usage(cubin: bytes) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".cubin") as file:
         file.write(cubin)
         file.flush()
-        usage = subprocess.run([CUDA_BIN / "cuobjdump", "-res-usage", file.name], capture_output=True, text=True, check=True).stdout
+        usage = subprocess.run([CUDA_BIN / "cuobjdump", "-res-usage", file.name],
+                               capture_output=True, text=True, check=True).stdout
         sass = subprocess.run([CUDA_BIN / "cuobjdump", "-sass", file.name], capture_output=True, text=True, check=True).stdout
-    field = lambda name: int(re.search(rf"{name}:(\d+)", usage).group(1))
+
+    def field(name):
+        return int(re.search(rf"{name}:(\d+)", usage).group(1))
+
     return {
         "registers": field("REG"),
         "stack_bytes": field("STACK"),
@@ -198,8 +202,8 @@ def _build(launch, variant: str, dtype: str, caller_tensors, cache: dict) -> dic
         ok = usage["spills"] == 0 and usage["stack_bytes"] == 0 and not inputs_written
         return usage | {"build": compiled.hash[:16], "inputs_written": inputs_written, "ok": ok, "error": ""}
     except Exception as error:  # a failed build is a reported row, not a crash of the check
-        return {"registers": None, "stack_bytes": None, "shared_bytes": None, "spills": None, "build": None, "inputs_written": None,
-                "ok": False, "error": f"{type(error).__name__}: {error}".splitlines()[0][:200]}
+        return {"registers": None, "stack_bytes": None, "shared_bytes": None, "spills": None, "build": None,
+                "inputs_written": None, "ok": False, "error": f"{type(error).__name__}: {error}".splitlines()[0][:200]}
 
 
 def input_writes(hidden_size: int, dtypes=DTYPES) -> list[dict]:
@@ -234,7 +238,8 @@ def compile_rows(archs=ARCHS, hidden_sizes=HIDDEN_SIZES, dtypes=DTYPES, kernels=
     """Build every recorded launch for every (arch, hidden size, dtype).
 
     Keys: kernel, op, variant, arch, hidden_size, dtype, registers, stack_bytes, shared_bytes, spills,
-    build (the compiled kernel's hash), inputs_written, ok, error. Identical builds are compiled once (Triton's cache) and reported per launch.
+    build (the compiled kernel's hash), inputs_written, ok, error. Identical builds are compiled once (Triton's cache)
+    and reported per launch.
     """
     if os.environ.get("TRITON_INTERPRET", "0") != "1":
         return _compile_rows_here(archs, hidden_sizes, dtypes, kernels)
@@ -268,7 +273,8 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(rows))
         return 1 if failures else 0
-    print(f"{'kernel':34s} {'variant':34s} {'arch':6s} {'D':>5s} {'dtype':5s} {'regs':>4s} {'stack':>5s} {'smem':>6s} {'spills':>6s}  status")
+    print(f"{'kernel':34s} {'variant':34s} {'arch':6s} {'D':>5s} {'dtype':5s} "
+          f"{'regs':>4s} {'stack':>5s} {'smem':>6s} {'spills':>6s}  status")
     for row in rows:
         cells = [str(row[key]) if row[key] is not None else "-" for key in ("registers", "stack_bytes", "shared_bytes", "spills")]
         if row["ok"]:

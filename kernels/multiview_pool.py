@@ -6,7 +6,7 @@ Forward, two variants (the private switch `ADAJUDGE_POOL_FORWARD`, read at every
 
     for each block of BLOCK_T tokens:                       hidden read once from DRAM
         a_t  = <h_t, w_a> + b_a            sweep 1 over D  (scores kept for the backward: [B, T] fp32)
-        m, l = running max / sum of exp(a_t − m) over response tokens
+        m, l_sum = running max / sum of exp(a_t − m) over response tokens
         acc_A ← acc_A·exp(m_old − m) + Σ_t exp(a_t − m)·h_t
         acc_M += Σ_{t∈R} h_t,  acc_P += Σ_{t∈P} h_t            sweep 2 over D  (tile re-read from L1/L2)
 
@@ -115,7 +115,8 @@ def _token_dots(hidden, token_offsets, mask_t, vector, stride_v, D, BLOCK_T: tl.
     for d0 in range(0, D, BLOCK_D):
         offs_d = d0 + tl.arange(0, BLOCK_D)
         mask_d = offs_d < D
-        h = tl.load(hidden + token_offsets + offs_d[None, :], mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)  # [BLOCK_T, BLOCK_D]
+        # [BLOCK_T, BLOCK_D]
+        h = tl.load(hidden + token_offsets + offs_d[None, :], mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
         v = tl.load(vector + offs_d * stride_v, mask=mask_d, other=0.0).to(tl.float32)  # [BLOCK_D]
         dots += tl.sum(h * v[None, :], axis=1)
     return dots
@@ -133,7 +134,8 @@ def multiview_pool_fwd_kernel(
     variant): the split's three accumulators too; without (phase 1 of two_phase): nothing else."""
     pid = tl.program_id(0)
     i_b, i_s = pid // num_splits, pid % num_splits
-    token0, hidden0, length = _row_span(tl.load(cu_seqlens + i_b) if IS_VARLEN else 0, tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
+    token0, hidden0, length = _row_span(tl.load(cu_seqlens + i_b) if IS_VARLEN else 0,
+                                        tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
                                         i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
     start = i_s * chunk_len
     end = tl.minimum(start + chunk_len, length)
@@ -142,7 +144,7 @@ def multiview_pool_fwd_kernel(
     bias = tl.load(attn_bias).to(tl.float32) if HAS_BIAS else 0.0
 
     m = float("-inf")
-    l = 0.0
+    l_sum = 0.0
     n_response = 0
     n_prompt = 0
     last = -1
@@ -161,7 +163,7 @@ def multiview_pool_fwd_kernel(
         m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)  # no response token yet: keep exps finite
         alpha = tl.exp(m - m_ref)
         p = tl.exp(a_response - m_ref)  # [BLOCK_T], 0 outside the response
-        l = l * alpha + tl.sum(p, axis=0)
+        l_sum = l_sum * alpha + tl.sum(p, axis=0)
         m = m_new
         if ACCUMULATE:
             mean_w = is_response.to(tl.float32)
@@ -169,7 +171,9 @@ def multiview_pool_fwd_kernel(
             for d0 in range(0, D, BLOCK_D):  # sweep 2: the tile again, from L1/L2
                 offs_d = d0 + tl.arange(0, BLOCK_D)
                 mask_d = offs_d < D
-                h = tl.load(hidden + token_offsets + offs_d[None, :], mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)  # [BLOCK_T, BLOCK_D]
+                # [BLOCK_T, BLOCK_D]
+                h = tl.load(hidden + token_offsets + offs_d[None, :], mask=mask_t[:, None] & mask_d[None, :],
+                            other=0.0).to(tl.float32)
                 acc_mean = tl.load(acc + ACC_MEAN * D + offs_d, mask=mask_d)
                 acc_attn = tl.load(acc + ACC_ATTN * D + offs_d, mask=mask_d)
                 acc_prompt = tl.load(acc + ACC_PROMPT * D + offs_d, mask=mask_d)
@@ -185,7 +189,7 @@ def multiview_pool_fwd_kernel(
 
     stats = partial_stats + split * STATS
     tl.store(stats + STAT_MAX, m)
-    tl.store(stats + STAT_SUM, l)
+    tl.store(stats + STAT_SUM, l_sum)
     tl.store(stats + STAT_RESPONSE, n_response.to(tl.float32))
     tl.store(stats + STAT_PROMPT, n_prompt.to(tl.float32))
     tl.store(stats + STAT_LAST, last.to(tl.float32))
@@ -211,7 +215,8 @@ def multiview_pool_accumulate_kernel(
     d_tiles = tl.cdiv(D, BLOCK_D)
     work, i_d = pid // d_tiles, pid % d_tiles
     i_b, i_s = work // num_splits, work % num_splits
-    token0, hidden0, length = _row_span(tl.load(cu_seqlens + i_b) if IS_VARLEN else 0, tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
+    token0, hidden0, length = _row_span(tl.load(cu_seqlens + i_b) if IS_VARLEN else 0,
+                                        tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
                                         i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
     start = i_s * chunk_len
     end = tl.minimum(start + chunk_len, length)
@@ -231,7 +236,8 @@ def multiview_pool_accumulate_kernel(
         a = tl.load(scores + token0 + offs_t, mask=mask_t, other=0.0)
         p = tl.where(is_response, tl.exp(a - m_ref), 0.0)
         token_offsets = hidden0 + offs_t.to(tl.int64)[:, None] * stride_ht
-        h = tl.load(hidden + token_offsets + offs_d[None, :], mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)  # [BLOCK_T, BLOCK_D]
+        # [BLOCK_T, BLOCK_D]
+        h = tl.load(hidden + token_offsets + offs_d[None, :], mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
         acc_mean += tl.sum(h * is_response.to(tl.float32)[:, None], axis=0)
         acc_attn += tl.sum(h * p[:, None], axis=0)
         acc_prompt += tl.sum(h * (kind == PROMPT_TOKEN).to(tl.float32)[:, None], axis=0)
@@ -327,8 +333,9 @@ def multiview_pool_bwd_kernel(
     db = 0.0
     for work in range(pid, num_work, tl.num_programs(0)):
         i_b, i_s = work // num_splits, work % num_splits
-        token0, hidden0, length = _row_span(tl.load(cu_seqlens + i_b) if IS_VARLEN else 0, tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
-                                        i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
+        token0, hidden0, length = _row_span(tl.load(cu_seqlens + i_b) if IS_VARLEN else 0,
+                                            tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
+                                            i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
         start = i_s * chunk_len
         end = tl.minimum(start + chunk_len, length)
         grad = grad_views + i_b.to(tl.int64) * stride_gb
@@ -349,7 +356,8 @@ def multiview_pool_bwd_kernel(
             kind = tl.load(kinds + token0 + offs_t, mask=mask_t, other=PADDING_TOKEN)
             is_response = kind == RESPONSE_TOKEN
             token_offsets = hidden0 + offs_t.to(tl.int64)[:, None] * stride_ht
-            q = _token_dots(hidden, token_offsets, mask_t, grad + VIEW_ATTN * stride_gv, stride_gd, D, BLOCK_T, BLOCK_D)  # sweep 1
+            # sweep 1
+            q = _token_dots(hidden, token_offsets, mask_t, grad + VIEW_ATTN * stride_gv, stride_gd, D, BLOCK_T, BLOCK_D)
             a = tl.load(scores + token0 + offs_t, mask=mask_t, other=0.0)
             beta = tl.where(is_response, tl.exp(a - row_lse), 0.0)
             g = beta * (q - z_dot)  # [BLOCK_T]
@@ -410,7 +418,10 @@ def multiview_pool_fwd(
     if two_phase:
         d_tiles = triton.cdiv(dim, acc_block_d)
         acc_splits, acc_chunk = token_splits(max_len, rows, acc_block_t, device, programs_per_row=d_tiles)
-    new = lambda *shape, dtype=torch.float32: torch.empty(shape, dtype=dtype, device=device)
+
+    def new(*shape, dtype=torch.float32):
+        return torch.empty(shape, dtype=dtype, device=device)
+
     scores = new(*kinds.shape)
     partial_acc = torch.zeros(rows, acc_splits, 3, dim, dtype=torch.float32, device=device)
     partial_stats = new(rows, stat_splits, 5)
@@ -438,7 +449,8 @@ def multiview_pool_fwd(
             multiview_pool_combine_kernel, (rows * triton.cdiv(dim, combine_block_d),), **common,
             partial_acc=partial_acc, partial_stats=partial_stats, views=views, z_attn=z_attn, lse=lse,
             counts=counts, last_index=last_index, num_splits=acc_splits, num_stat_splits=stat_splits,
-            ATTN_AT_ROW_MAX=two_phase, BLOCK_D=combine_block_d, BLOCK_S=MAX_SPLITS, num_warps=POOL_WARPS, maxnreg=POOL_MAX_REGISTERS,
+            ATTN_AT_ROW_MAX=two_phase, BLOCK_D=combine_block_d, BLOCK_S=MAX_SPLITS,
+            num_warps=POOL_WARPS, maxnreg=POOL_MAX_REGISTERS,
         )
     return views, scores, z_attn, lse, counts, last_index
 

@@ -147,7 +147,10 @@ def preference_loss_fwd(
         mode = NORM_SCALAR.value
     else:
         mode = NORM_BATCH_MEAN.value
-    new = lambda size: torch.empty(size, dtype=torch.float32, device=device)
+
+    def new(size):
+        return torch.empty(size, dtype=torch.float32, device=device)
+
     loss, d_delta, d_center, unweighted = new(pairs), new(pairs), new(pairs), new(pairs)
     distance = partial_sums = None
     num_partials = 0
@@ -203,4 +206,5 @@ def preference_loss_triton(chosen, rejected, margin, weights, chosen_repr, rejec
     `(temperature, gamma, center_coef, eps)` as floats."""
     scale_tensor = norm_scale if isinstance(norm_scale, torch.Tensor) else None
     scale_value = None if norm_scale is None or scale_tensor is not None else float(norm_scale)
-    return PreferenceLossTriton.apply(chosen, rejected, margin, weights, chosen_repr, rejected_repr, scale_tensor, scale_value, options)
+    return PreferenceLossTriton.apply(chosen, rejected, margin, weights, chosen_repr, rejected_repr, scale_tensor, scale_value,
+                                      options)

@@ -27,7 +27,8 @@ def router_mix_fwd_kernel(
     mask_b = offs_b < B
     mask = mask_b[:, None] & (offs_v[None, :] < V)
     rows = offs_b.to(tl.int64)[:, None]
-    u = tl.load(router_logits + rows * stride_ub + offs_v[None, :] * stride_uv, mask=mask, other=0.0).to(tl.float32)  # [BLOCK_B, BLOCK_V]
+    # [BLOCK_B, BLOCK_V]
+    u = tl.load(router_logits + rows * stride_ub + offs_v[None, :] * stride_uv, mask=mask, other=0.0).to(tl.float32)
     s = tl.load(view_scores + rows * stride_sb + offs_v[None, :] * stride_sv, mask=mask, other=0.0).to(tl.float32)
     x = tl.where(offs_v[None, :] < V, u * inv_temperature, float("-inf"))  # rows past B stay finite
     x = x - tl.max(x, axis=1)[:, None]
@@ -70,7 +71,10 @@ def router_mix_fwd(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Returns `(reward [B], probs [B, V], entropy [B], log_probs [B, V])`, all fp32."""
     rows, views = router_logits.shape
-    new = lambda *shape: torch.empty(shape, dtype=torch.float32, device=router_logits.device)
+
+    def new(*shape):
+        return torch.empty(shape, dtype=torch.float32, device=router_logits.device)
+
     reward, probs, log_probs, entropy = new(rows), new(rows, views), new(rows, views), new(rows)
     with on_device(router_logits):
         launch(

@@ -119,7 +119,8 @@ def load_reward_model(model_dir: Path, tokenizer_dir: Path | None = None, *, dev
 
     config_path = Path(model_dir) / "config.json"
     if not config_path.is_file():
-        raise FileNotFoundError(f"--model: expected a save_pretrained folder with a config.json, got {model_dir} (no config.json there)")
+        raise FileNotFoundError(f"--model: expected a save_pretrained folder with a config.json, got {model_dir} "
+                                "(no config.json there)")
     is_adajudge = "AdaJudgeForRewardModeling" in (json.loads(config_path.read_text()).get("architectures") or [])
     torch_dtype = getattr(torch, dtype)
     if is_adajudge:

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 
-def preference_loss_fwd(chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, temperature, gamma, center_coef, eps):
+def preference_loss_fwd(chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, temperature, gamma,
+                        center_coef, eps):
     """Returns `(loss [N] fp32, saved)`, `saved = (d_delta [N], d_center [N], unweighted [N])`."""
     compute_dtype = torch.promote_types(chosen.dtype, torch.float32)
     c, r = chosen.to(compute_dtype), rejected.to(compute_dtype)

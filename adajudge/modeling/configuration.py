@@ -31,9 +31,10 @@ class AdaJudgeConfig(PretrainedConfig):
         pad_token_id: the tokenizer's pad id (masks, not ids, mark padding; kept for tools that read it).
         input_convention: how `forward` reads inputs given without a `response_mask`. "adajudge": position
             ids count real tokens (either padding side gives the same positions) and every real token is
-            response, or, with `response_header_ids`, the tokens after them. "sequence_classification": as the transformers `*ForSequenceClassification` the
-            model came from (`replace_reward_head`): the backbone's own position ids, and the response is
-            the real tokens up to the one transformers scores (the last non-pad token).
+            response, or, with `response_header_ids`, the tokens after them. "sequence_classification": as the
+            transformers `*ForSequenceClassification` the model came from (`replace_reward_head`): the backbone's
+            own position ids, and the response is the real tokens up to the one transformers scores (the last
+            non-pad token).
         response_header_ids: token ids that open the response in a chat-rendered sequence, the chat
             template's generation prompt (`adajudge.modeling.spans.chat_response_header(tokenizer)`), or None.
             When set, a call without `response_mask` (a `pipeline`, TRL's RLHF trainers) takes as response

@@ -130,4 +130,5 @@ def multiview_pool_validated(hidden, attention_mask, response_mask, attn_weight,
         case "torch":
             return multiview_pool_fused(hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_seqlens, max_seqlen)
         case "triton":
-            return multiview_pool_triton(hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_seqlens, max_seqlen or 0)
+            return multiview_pool_triton(hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_seqlens,
+                                         max_seqlen or 0)

@@ -16,7 +16,8 @@ except ImportError as error:  # Triton is optional where it does not install
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def _validate(chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, temperature, gamma, center_coef, eps, reduction):
+def _validate(chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, temperature, gamma, center_coef, eps,
+              reduction):
     check_tensor("chosen", chosen, ndim=1, dtypes=FLOAT_DTYPES)
     pairs, device = chosen.shape, chosen.device
     check_tensor("rejected", rejected, shape=pairs, dtypes=FLOAT_DTYPES, device=device)
@@ -84,7 +85,8 @@ def preference_loss(
     Example:
         >>> loss = preference_loss(r_chosen, r_rejected, gamma=2.0)  # focal BT
     """
-    _validate(chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, temperature, gamma, center_coef, eps, reduction)
+    _validate(chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, temperature, gamma, center_coef, eps,
+              reduction)
     if chosen_repr is not None:
         chosen_repr, rejected_repr = chosen_repr.detach(), rejected_repr.detach()
     if isinstance(norm_scale, torch.Tensor):

@@ -123,7 +123,8 @@ def load_judge_model(model_dir: str | None, *, device: str | None, dtype: str):
 
         model_dir = smollm2_dir()
     if not (Path(model_dir) / "config.json").is_file():
-        raise FileNotFoundError(f"--model: expected a save_pretrained folder with a config.json, got {model_dir} (no config.json there)")
+        raise FileNotFoundError(f"--model: expected a save_pretrained folder with a config.json, got {model_dir} "
+                                "(no config.json there)")
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -155,7 +156,8 @@ def build_judge(args: argparse.Namespace):
 
 
 def match_record(match: Match, include_text: bool) -> dict:
-    """A match as JSON: who met, the verdict (1: `first` won), the winner, and each vote's details (a failed request's `error` among them)."""
+    """A match as JSON: who met, the verdict (1: `first` won), the winner, and each vote's details (a failed
+    request's `error` among them)."""
     record = {"first": match.first, "second": match.second, "verdict": match.verdict, "winner": match.winner,
               "coin_flip": match.coin_flip}
     votes = []

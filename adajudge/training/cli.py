@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--feature-batch-size", type=int, help="pairs per backbone call while caching (default 8)")
     add("--max-length", type=int, help=f"longest sequence in tokens; the prompt is cut first (default {DEFAULTS['max_length']})")
     add("--epochs", type=int, help=f"passes over the training pairs (default {DEFAULTS['epochs']})")
-    add("--lr", type=float, help=f"peak learning rate (default {DEFAULT_LR['cached']} with --cache-features, else {DEFAULT_LR['full']})")
+    add("--lr", type=float,
+        help=f"peak learning rate (default {DEFAULT_LR['cached']} with --cache-features, else {DEFAULT_LR['full']})")
     add("--batch-size", type=int, help=f"pairs per optimizer step, over all processes (default {DEFAULTS['batch_size']})")
     add("--eval-batch-size", type=int, help=f"pairs per held-out batch (default {DEFAULTS['eval_batch_size']})")
     add("--weight-decay", type=float, help="AdamW weight decay (default 0)")
@@ -182,7 +183,8 @@ def run(args) -> int:
             train_set = encoded
             eval_set = encode_pairs(tokenizer, eval_pairs, max_length=settings["max_length"])[0]
         if stats.dropped:
-            print(f"adajudge train: truncation dropped {stats.dropped} of {stats.pairs} pairs (max_length {settings['max_length']})")
+            print(f"adajudge train: truncation dropped {stats.dropped} of {stats.pairs} pairs "
+                  f"(max_length {settings['max_length']})")
         model = module = AdaJudgeForRewardModeling.from_backbone(str(path), head=settings["head"], **settings["head_options"])
         collate, forward = collator, model_forward
     loss_fn = build_loss(settings["loss"], **settings["loss_options"])
@@ -202,7 +204,8 @@ def run(args) -> int:
         }
         output_dir.mkdir(parents=True, exist_ok=True)
         log_path.write_text(json.dumps(log, indent=1))
-        plot_histories({settings["head"]: history}, plot_path, title=f"adajudge train: {settings['head']} head, {settings['loss']} loss")
+        plot_histories({settings["head"]: history}, plot_path,
+                       title=f"adajudge train: {settings['head']} head, {settings['loss']} loss")
 
     history = fit(
         module,

@@ -205,7 +205,10 @@ def _forward_peak(step, inputs: list[torch.Tensor], device: torch.device) -> int
     from bench.memory import peak_cpu, peak_cuda
 
     held = []
-    call = lambda: held.append(step(*inputs))  # keep the loss (and so the saved tensors) alive in the measurement
+
+    def call():  # keep the loss (and so the saved tensors) alive in the measurement
+        held.append(step(*inputs))
+
     peak = peak_cuda(call, device) if device.type == "cuda" else peak_cpu(call)
     held.clear()
     return peak

@@ -145,7 +145,8 @@ def run_case(op: str, variant: str, pass_: str, device: torch.device) -> dict:
     expected = step()
     diffs = [float((s.float() - e.float()).abs().max()) if e.numel() else 0.0 for s, e in zip(replay.static, expected)]
     equal = len(replay.static) == len(expected) and all(torch.equal(s, e) for s, e in zip(replay.static, expected))
-    result = {**label, "mode": replay_cls.mode, "tensors": len(expected), "equal_to_eager": equal, "max_abs_diff": max(diffs, default=0.0)}
+    result = {**label, "mode": replay_cls.mode, "tensors": len(expected), "equal_to_eager": equal,
+              "max_abs_diff": max(diffs, default=0.0)}
     result["status"] = "ok" if equal else "failed"
     if not equal:
         result["reason"] = f"replay differs from eager on the refilled inputs (max |diff| {result['max_abs_diff']:.3g})"

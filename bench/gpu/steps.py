@@ -114,7 +114,8 @@ def summarize_outcomes(path: Path) -> dict:
             skips[(event["message"] or "skipped").strip()[-200:]] += 1
         elif event["outcome"] == "failed":
             counts["failed" if event["when"] == "call" else "errors"] += 1
-            failures.append({"test": event["nodeid"], "when": event["when"], "message": (event["message"] or "")[-MESSAGE_CHARS:]})
+            failures.append({"test": event["nodeid"], "when": event["when"],
+                             "message": (event["message"] or "")[-MESSAGE_CHARS:]})
         elif event["when"] == "call":
             counts["passed"] += 1
     done = counts["passed"] + counts["failed"] + counts["skipped"]
@@ -162,14 +163,16 @@ def torch_compile(ctx: Context, limit_s: float) -> dict:
     status = _overall([c["status"] for c in checks])
     summary = {"status": status, "checks": checks}
     if status != "ok":
-        summary["reason"] = "; ".join(f"{c['name']}: {c.get('reason', c['status'])}" for c in checks if c["status"] not in ("ok", "skipped"))
+        summary["reason"] = "; ".join(f"{c['name']}: {c.get('reason', c['status'])}"
+                                      for c in checks if c["status"] not in ("ok", "skipped"))
     return summary
 
 
 def cuda_graphs(ctx: Context, limit_s: float) -> dict:
     path = ctx.runs / "cuda_graphs.json"
     path.unlink(missing_ok=True)
-    finished = process.run("cuda_graphs", ctx.worker("cuda_graphs", path), limit_s=limit_s, log=ctx.log, env=ctx.env, cwd=ctx.repo)
+    finished = process.run("cuda_graphs", ctx.worker("cuda_graphs", path), limit_s=limit_s, log=ctx.log, env=ctx.env,
+                           cwd=ctx.repo)
     cases = (_read_json(path) or {}).get("cases", [])
     summary = {"cases": cases}
     if finished.timed_out or finished.returncode != 0:
@@ -188,7 +191,8 @@ def cuda_graphs(ctx: Context, limit_s: float) -> dict:
 def head_memory(ctx: Context, limit_s: float) -> dict:
     path = ctx.runs / "head_memory.json"
     path.unlink(missing_ok=True)
-    finished = process.run("head_memory", ctx.worker("head_memory", path), limit_s=limit_s, log=ctx.log, env=ctx.env, cwd=ctx.repo)
+    finished = process.run("head_memory", ctx.worker("head_memory", path), limit_s=limit_s, log=ctx.log, env=ctx.env,
+                           cwd=ctx.repo)
     result = _read_json(path)  # written once, complete, at the worker's end
     if result is None:
         return _crashed(finished, "the head memory worker")
@@ -262,7 +266,8 @@ def bench(ctx: Context, limit_s: float) -> dict:
         left = deadline - time.perf_counter()
         share = left * BENCH_SHARES[index] / sum(BENCH_SHARES[index:])
         if share < 5:
-            runs.append({"name": name, "pool_forward": variant, "status": "not_started", "reason": "the step's time limit came first"})
+            runs.append({"name": name, "pool_forward": variant, "status": "not_started",
+                         "reason": "the step's time limit came first"})
             continue
         runs.append(_bench_run(ctx, name, variant, dry_arguments if ctx.dry_run else gpu_arguments, share))
     status = _overall([r["status"] for r in runs])

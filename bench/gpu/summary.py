@@ -26,7 +26,8 @@ def _tests(step: dict) -> list[str]:
         return []
     lines = [f"**tests**: {step['passed']} passed, {step['failed']} failed, {step['errors']} errors, {step['skipped']} skipped"
              f" of {step['collected']} collected ({', '.join(step['files'])})"]
-    lines += [f"- FAILED `{f['test']}` ({f['when']}): {f['message'].strip().splitlines()[-1][:200] if f['message'].strip() else ''}"
+    lines += [f"- FAILED `{f['test']}` ({f['when']}): "
+              f"{f['message'].strip().splitlines()[-1][:200] if f['message'].strip() else ''}"
               for f in step["failures"][:MAX_LISTED]]
     return lines
 
@@ -36,13 +37,15 @@ def _torch_compile(step: dict) -> list[str]:
     if not checks:
         return []
     lines = ["**torch.compile (Inductor, fullgraph=True)**", "",
-             "| check | status | matches eager (worst |diff|) | copies of hidden | writes to inputs | forward peak over eager / hidden | kernels seen |",
+             "| check | status | matches eager (worst |diff|) | copies of hidden | writes to inputs "
+             "| forward peak over eager / hidden | kernels seen |",
              "|---|---|---|---|---|---|---|"]
     for c in checks:
         worst = c.get("worst") or {}
         lines.append(
             f"| {c['name']} | {c['status']} | {c.get('values_match_eager', '–')} ({_num(worst.get('max_abs_diff'), '.2g')}) "
-            f"| {len(c['hidden_copies']) if 'hidden_copies' in c else '–'} | {len(c['input_writes']) if 'input_writes' in c else '–'} "
+            f"| {len(c['hidden_copies']) if 'hidden_copies' in c else '–'} "
+            f"| {len(c['input_writes']) if 'input_writes' in c else '–'} "
             f"| {_num(c.get('forward_extra_over_hidden'), '.3f')} | {len(c.get('triton_kernels', []))} |"
         )
     return lines
@@ -52,7 +55,8 @@ def _cuda_graphs(step: dict) -> list[str]:
     cases = step.get("cases", [])
     if not cases:
         return []
-    lines = ["**CUDA graphs** (capture, refill, replay vs eager)", "", "| op | pass | mode | status | equal |", "|---|---|---|---|---|"]
+    lines = ["**CUDA graphs** (capture, refill, replay vs eager)", "",
+             "| op | pass | mode | status | equal |", "|---|---|---|---|---|"]
     for c in cases:
         op = f"{c['op']}[{c['variant']}]" if c["variant"] else c["op"]
         lines.append(f"| {op} | {c['pass']} | {c.get('mode', '–')} | {c['status']} | {c.get('equal_to_eager', '–')} |")
@@ -68,7 +72,8 @@ def _head_memory(step: dict) -> list[str]:
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         shape = " ".join(f"{k}={v}" for k, v in r["shape"].items())
-        lines.append(f"| {r['num_blocks']} | {shape} | {r['mode']} | {_mib(r['bf16']['peak_memory_bytes'])} | {_mib(r['upcast']['peak_memory_bytes'])} "
+        lines.append(f"| {r['num_blocks']} | {shape} | {r['mode']} "
+                     f"| {_mib(r['bf16']['peak_memory_bytes'])} | {_mib(r['upcast']['peak_memory_bytes'])} "
                      f"| {r['peak_ratio']:.2f} | {r['bf16']['median_ms']:.3f} | {r['upcast']['median_ms']:.3f} |")
     return lines
 
@@ -81,13 +86,15 @@ def _bench(step: dict) -> list[str]:
             lines += [head, ""]
             continue
         lines += [f"{head}; copy bandwidth {run['copy_bandwidth_gbps']:.1f} GB/s; {run['dtype']}; `{run['command']}`", "",
-                  "| op | shape | pass | impl | median ms | GB/s | % copy BW | × eager | × compile |", "|---|---|---|---|---|---|---|---|---|"]
+                  "| op | shape | pass | impl | median ms | GB/s | % copy BW | × eager | × compile |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in run["rows"]:
             op = f"{r['op']}[{r['variant']}]" if r["variant"] else r["op"]
             shape = " ".join(f"{k}={v}" for k, v in r["shape"].items())
             fraction = None if r["fraction_of_copy_bandwidth"] is None else 100 * r["fraction_of_copy_bandwidth"]
             lines.append(f"| {op} | {shape} | {r['pass']} | {r['impl']} | {r['median_ms']:.4f} | {_num(r['gbps'], '.1f')} "
-                         f"| {_num(fraction, '.0f')} | {_num(r['speedup_vs_eager'], '.2f')} | {_num(r['speedup_vs_compile'], '.2f')} |")
+                         f"| {_num(fraction, '.0f')} | {_num(r['speedup_vs_eager'], '.2f')} "
+                         f"| {_num(r['speedup_vs_compile'], '.2f')} |")
         lines.append("")
     comparison = step.get("pool_forward_comparison", [])
     if comparison:
@@ -95,14 +102,15 @@ def _bench(step: dict) -> list[str]:
                   "| preset | shape | pass | fused ms | two_phase ms | two_phase / fused |", "|---|---|---|---|---|---|"]
         for c in comparison:
             shape = " ".join(f"{k}={v}" for k, v in c["shape"].items())
-            lines.append(f"| {c['preset']} | {shape} | {c['pass']} | {c['fused']['median_ms']:.4f} | {c['two_phase']['median_ms']:.4f} "
-                         f"| {c['two_phase_over_fused_time']:.2f} |")
+            lines.append(f"| {c['preset']} | {shape} | {c['pass']} | {c['fused']['median_ms']:.4f} "
+                         f"| {c['two_phase']['median_ms']:.4f} | {c['two_phase_over_fused_time']:.2f} |")
     return lines
 
 
 def markdown(report: dict) -> str:
     device = report["device"]
-    kind = "DRY RUN (CPU, toy sizes: no GPU figure)" if report["dry_run"] else f"GPU: {device['name']} ({device.get('capability')})"
+    kind = ("DRY RUN (CPU, toy sizes: no GPU figure)" if report["dry_run"]
+            else f"GPU: {device['name']} ({device.get('capability')})")
     versions = report["versions"]
     lines = [
         f"# adajudge GPU check: {'ok' if report['ok'] else 'NOT ok'}",
