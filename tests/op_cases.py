@@ -19,7 +19,8 @@ def run_with_grads(fn, inputs: dict, differentiable: list, grad_outputs):
     outputs = fn(**leaves)
     outputs = list(outputs) if isinstance(outputs, tuple) else [outputs]
     pairs = [(o, g) for o, g in zip(outputs, grad_outputs) if o.requires_grad]
-    grads = torch.autograd.grad([o for o, _ in pairs], [leaves[k] for k in differentiable], [g for _, g in pairs], allow_unused=True)
+    grads = torch.autograd.grad([o for o, _ in pairs], [leaves[k] for k in differentiable], [g for _, g in pairs],
+                                allow_unused=True)
     return [o.detach() for o in outputs], list(grads)
 
 

@@ -46,7 +46,6 @@ def _functional_graph(kernel):
 def test_graph_recorder_flags_a_kernel_that_writes_its_input_and_only_that(monkeypatch):
     triton = pytest.importorskip("triton")
     import triton.language as tl
-    import triton.runtime
     from triton.runtime.jit import JITFunction  # not triton.jit: the suite may run under TRITON_INTERPRET=1
 
     @JITFunction
@@ -141,7 +140,8 @@ def test_dry_run_reports_every_step_ok_or_skipped_with_a_reason(tmp_path):
     assert {c["name"] for c in report["torch_compile"]["checks"]} >= {"pool_loss_padded", "head_no_blocks", "head"}
     assert all(c["mode"] == "direct" for c in report["cuda_graphs"]["cases"] if c["status"] != "skipped")
     runs = report["bench"]["runs"]
-    assert {(r["name"], r["pool_forward"]) for r in runs} == {(n, v) for n in ("pooling", "quick") for v in ("fused", "two_phase")}
+    assert {(r["name"], r["pool_forward"]) for r in runs} == {(n, v) for n in ("pooling", "quick")
+                                                               for v in ("fused", "two_phase")}
     assert all(row["pool_forward"] == r["pool_forward"] for r in runs for row in r["rows"])
     assert report["bench"]["pool_forward_comparison"]
     assert report["seconds"]["total"] < report["budget_s"]

@@ -74,7 +74,8 @@ def test_tiny_run_with_compile_and_static_report(tmp_path, restore_threads):
     assert meta["static_report"]["available"], meta["static_report"]["reason"]
     pool = [r for r in records if r["op"] == "multiview_pool" and r["impl"] == "adajudge" and r["shape"]["T"] == 16]
     assert pool and all(r["triton_static_report"]["rows"] for r in pool)
-    assert all(row["arch"] in ("sm_80", "sm_90") and "registers" in row for r in pool for row in r["triton_static_report"]["rows"])
+    assert all(row["arch"] in ("sm_80", "sm_90") and "registers" in row
+               for r in pool for row in r["triton_static_report"]["rows"])
 
 
 def test_unknown_op_is_refused():
@@ -145,7 +146,8 @@ def test_static_report_rows_are_matched_by_kernel_pass_size_and_dtype():
 
 
 def test_static_report_rows_with_op_and_variant_are_matched_by_them_not_by_kernel_names():
-    row = lambda kernel, op, variant: {"kernel": kernel, "op": op, "variant": variant, "hidden_size": 64, "dtype": "fp32", "arch": "sm_90"}
+    row = lambda kernel, op, variant: {"kernel": kernel, "op": op, "variant": variant, "hidden_size": 64, "dtype": "fp32",
+                                       "arch": "sm_90"}
     rows = [row("pool_a_kernel", "multiview_pool", "fwd padded/fused/bias"), row("pool_b_kernel", "multiview_pool", "bwd padded"),
             row("mix_kernel", "router_mix", "fwd"), row("mix_kernel", "router_mix", "fwd")]
     report = {"rows": rows}
@@ -160,4 +162,5 @@ def test_pool_forward_variant_labels_every_record_and_time_limit_lists_cases_not
     assert meta["pool_forward"] == "two_phase" and meta["complete"] and meta["not_run"] == []
     assert records and all(r["pool_forward"] == "two_phase" for r in records)
     meta, records = _run(tmp_path, *options, "--time-limit-s", "1e-6")
-    assert records == [] and [item["case"] for item in meta["not_run"]] == ["multiview_pool B=2 D=32 T=16", "multiview_pool B=2 D=32 T=64"]
+    assert records == [] and [item["case"] for item in meta["not_run"]] == ["multiview_pool B=2 D=32 T=16",
+                                                                            "multiview_pool B=2 D=32 T=64"]

@@ -69,7 +69,8 @@ def test_rm_bench_ambiguous_name_raises(tmp_path):
 
 def test_missing_fields_name_the_file_and_record(tmp_path):
     path = write(tmp_path / "jb.jsonl", [{"question": "q", "response_A": "a"}], "jsonl")
-    with pytest.raises(ValueError, match=r"jb\.jsonl, record 0: expected the fields .* lacks \['response_B', 'label', 'source'\]"):
+    with pytest.raises(ValueError,
+                       match=r"jb\.jsonl, record 0: expected the fields .* lacks \['response_B', 'label', 'source'\]"):
         loaders.load_judgebench(path)
 
 

@@ -21,7 +21,8 @@ BEYOND_AXIS_1 = GRID_LIMITS[1] + 4465  # more rows than a grid's axis 1 (or 2) m
 def _compile_check(*args) -> subprocess.CompletedProcess:
     """`python -m adajudge.kernels.compile_check ...` without the interpreter (it replaces the kernels)."""
     env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
-    return subprocess.run([sys.executable, "-m", "adajudge.kernels.compile_check", *args], capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run([sys.executable, "-m", "adajudge.kernels.compile_check", *args],
+                          capture_output=True, text=True, env=env, timeout=600)
 
 
 def test_inductor_sees_no_kernel_write_a_tensor_its_caller_passed():
@@ -100,8 +101,10 @@ def test_router_and_loss_launch_plans_put_rows_on_axis_0():
     with record_launches(execute=False) as launches:
         reward, probs, entropy, log_probs = router_mix.router_mix_fwd(x, x, 1.0)
         router_mix.router_mix_bwd(reward, probs, entropy, probs, log_probs, x, 1.0)
-        preference_loss.preference_loss_fwd(pairs, pairs, None, None, representations, representations, None, None, 1.0, 0.0, 0.0, 1e-6)
-    _assert_grids_within_limits(launches, expect_beyond_axis_1={"router_mix_fwd_kernel", "router_mix_bwd_kernel", "preference_loss_fwd_kernel"})
+        preference_loss.preference_loss_fwd(pairs, pairs, None, None, representations, representations, None, None,
+                                            1.0, 0.0, 0.0, 1e-6)
+    _assert_grids_within_limits(launches, expect_beyond_axis_1={"router_mix_fwd_kernel", "router_mix_bwd_kernel",
+                                                                "preference_loss_fwd_kernel"})
     distance = [launch for launch in launches if launch.name == "preference_loss_distance_kernel"]
     assert len(distance) == 1 and distance[0].grid[0] <= preference_loss.MAX_PARTIALS
 

@@ -89,7 +89,8 @@ def test_packed_rows_with_empty_rows_and_empty_splits_match_reference(forward_va
     dim = data.draw(st.sampled_from([17, 40]))
     gen = torch.Generator().manual_seed(data.draw(st.integers(0, 2**16)))
     total = sum(lengths)
-    cu_seqlens = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=data.draw(st.sampled_from([torch.int32, torch.int64])))
+    cu_seqlens = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()],
+                              dtype=data.draw(st.sampled_from([torch.int32, torch.int64])))
     inputs = {
         "hidden": torch.randn(total, dim, generator=gen).to(DEVICE),
         "attention_mask": torch.ones(total, dtype=torch.long, device=DEVICE),

@@ -79,7 +79,8 @@ def test_replaced_heads_save_and_load_back_with_bit_identical_rewards(tiny_backb
         assert {key.split(".")[0] for key in weights.keys()} == {"backbone", "head"}
     config = json.loads((tmp_path / "config.json").read_text())
     assert (config["head"], config["input_convention"]) == (kind, "sequence_classification")
-    for loaded in (AdaJudgeForRewardModeling.from_pretrained(tmp_path), AutoModelForSequenceClassification.from_pretrained(tmp_path)):
+    for loaded in (AdaJudgeForRewardModeling.from_pretrained(tmp_path),
+                   AutoModelForSequenceClassification.from_pretrained(tmp_path)):
         assert type(loaded) is AdaJudgeForRewardModeling
         loaded.eval()
         got = [rewards(loaded, batch, with_mask) for batch in batches(tiny_llama_tokenizer) for with_mask in (True, False)]

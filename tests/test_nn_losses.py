@@ -113,7 +113,8 @@ def head_output(entropy, views=3):
     entropy.requires_grad_(True)
     batch = entropy.shape[0]
     reward = torch.linspace(-1, 1, batch, requires_grad=True)
-    return HeadOutput(reward, reward[:, None].expand(batch, views), torch.full((batch, views), 1 / views), entropy, torch.zeros(batch, D))
+    return HeadOutput(reward, reward[:, None].expand(batch, views), torch.full((batch, views), 1 / views), entropy,
+                      torch.zeros(batch, D))
 
 
 def adajudge_formula(gamma=2.0, coef=0.1, floor=0.5, margin=None, weights=None, temperature=1.0):

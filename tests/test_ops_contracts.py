@@ -76,8 +76,10 @@ def test_fp64_is_computed_in_fp64_on_every_backend(backend):
          torch.randn(5, dtype=torch.float64, device=DEVICE)],
         backend, torch.float64, [torch.float64] * 3,
     )
-    pairs = {"chosen": torch.randn(6, dtype=torch.float64, device=DEVICE), "rejected": torch.randn(6, dtype=torch.float64, device=DEVICE),
-             "chosen_repr": torch.randn(6, 5, dtype=torch.float64, device=DEVICE), "rejected_repr": torch.randn(6, 5, dtype=torch.float64, device=DEVICE)}
+    pairs = {"chosen": torch.randn(6, dtype=torch.float64, device=DEVICE),
+             "rejected": torch.randn(6, dtype=torch.float64, device=DEVICE),
+             "chosen_repr": torch.randn(6, 5, dtype=torch.float64, device=DEVICE),
+             "rejected_repr": torch.randn(6, 5, dtype=torch.float64, device=DEVICE)}
     check_against_reference(
         "preference_loss", pairs, ["chosen", "rejected"], [torch.tensor(1.0, dtype=torch.float64, device=DEVICE)],
         backend, torch.float64, [torch.float64], gamma=2.0,
@@ -105,7 +107,8 @@ def test_packed_pooling_with_max_seqlen_compiles_fullgraph_and_matches_reference
 
     compiled = torch.compile(pooled, fullgraph=True)
     results = []
-    for fn in (compiled, lambda h, w: ops.multiview_pool(h, attention, response, attn_weight=w, cu_seqlens=cu_seqlens, backend="reference")):
+    for fn in (compiled, lambda h, w: ops.multiview_pool(h, attention, response, attn_weight=w, cu_seqlens=cu_seqlens,
+                                                         backend="reference")):
         h, w = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
         views = fn(h, w)
         results.append([views, *torch.autograd.grad(views, (h, w), torch.ones_like(views))])
@@ -140,7 +143,8 @@ def test_no_op_reads_tensor_values_on_the_host(backend, monkeypatch):
     reprs = torch.randn(2, 4, 8, device=DEVICE)
     with HostReads() as mode:
         ops.multiview_pool(**inputs, backend=backend).sum().backward()
-        ops.multiview_pool(hidden, attention, response, attn_weight=weight, cu_seqlens=cu_seqlens, max_seqlen=9, backend=backend).sum().backward()
+        ops.multiview_pool(hidden, attention, response, attn_weight=weight, cu_seqlens=cu_seqlens, max_seqlen=9,
+                           backend=backend).sum().backward()
         sum(out.sum() for out in ops.router_mix(logits, logits * 2, backend=backend)).backward()
         for norm_scale in (torch.tensor(1.3, device=DEVICE), 1.3, None):
             ops.preference_loss(chosen, rejected, gamma=2.0, chosen_repr=reprs[0], rejected_repr=reprs[1],

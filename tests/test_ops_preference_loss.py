@@ -67,7 +67,8 @@ def test_huge_rewards_give_finite_loss_and_gradients(backend, gamma):
     loss = preference_loss(chosen, rejected, gamma=gamma, backend=backend)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(chosen.grad).all() and torch.isfinite(rejected.grad).all()
-    assert loss.item() == pytest.approx((0.0 + 2e4 + torch.nn.functional.softplus(torch.tensor(0.0)).item() * 0.5**gamma) / 3, rel=1e-5)
+    assert loss.item() == pytest.approx((0.0 + 2e4 + torch.nn.functional.softplus(torch.tensor(0.0)).item() * 0.5**gamma) / 3,
+                                        rel=1e-5)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -87,8 +87,8 @@ def test_two_gloo_processes_match_one_process(tmp_path):
             assert torch.equal(ranks[0][name], ranks[1][name]), f"{loss_name}: {name} differs between the DDP ranks"
         ddp = _identifiable(ranks[0])
         for name, value in _identifiable(single[loss_name]).items():
-            torch.testing.assert_close(ddp[name], value, rtol=1e-5, atol=1e-6, msg=lambda m, n=name, l=loss_name: (
-                f"{l}: {n}: DDP vs one process: {m}"))
+            torch.testing.assert_close(ddp[name], value, rtol=1e-5, atol=1e-6, msg=lambda m, n=name, loss=loss_name: (
+                f"{loss}: {n}: DDP vs one process: {m}"))
         moved = max((single[loss_name][name] - initial[name]).abs().max().item() for name in initial)
         assert moved > 1e-2  # training changed the parameters, so the comparison is not trivially true
 

@@ -158,7 +158,8 @@ def test_centering_from_both_trl_and_the_loss_is_refused(tiny_backbone_path, tmp
     tokenizer = AutoTokenizer.from_pretrained(tiny_backbone_path)
     dataset = Dataset.from_list(_pairs(4))
     with pytest.raises(ValueError, match=r"args.center_rewards_coefficient, center_coef: expected at most one "
-                                         r"reward-centering term, got center_rewards_coefficient=0.01 and the loss's center_coef=0.01"):
+                                         r"reward-centering term, got center_rewards_coefficient=0.01 "
+                                         r"and the loss's center_coef=0.01"):
         AdaJudgeRewardTrainer(model=model, args=_args(tmp_path, center_rewards_coefficient=0.01), loss=loss,
                               loss_options=options, train_dataset=dataset, processing_class=tokenizer)
     for only_one in (_args(tmp_path), _args(tmp_path, center_rewards_coefficient=0.01)):
