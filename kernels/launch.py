@@ -38,7 +38,8 @@ SMALL_WARPS = 4
 # Software-pipelining depth of every kernel's loops: 1 (none); deeper pipelines multiply the registers of
 # the tiles in flight and spilled in the compile check.
 NUM_STAGES = 1
-# Programs per SM that fill a GPU (8-warp programs: 32 of the 64 resident warps an SM allows).
+# Programs per SM that a split plan aims for: two waves of the two 8-warp programs an SM holds at once under
+# POOL_MAX_REGISTERS, so uneven rows still balance.
 PROGRAMS_PER_SM = 4
 # Programs the CPU interpreter runs when it stands in for a GPU (enough to exercise every split path).
 INTERPRETER_PROGRAMS = 4
