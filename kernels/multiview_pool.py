@@ -423,8 +423,8 @@ def multiview_pool_fwd(
         return torch.empty(shape, dtype=dtype, device=device)
 
     scores = new(*kinds.shape)
-    partial_acc = torch.zeros(rows, acc_splits, 3, dim, dtype=torch.float32, device=device)
-    partial_stats = new(rows, stat_splits, 5)
+    partial_acc = torch.zeros(rows, acc_splits, ACCUMULATORS.value, dim, dtype=torch.float32, device=device)
+    partial_stats = new(rows, stat_splits, STATS.value)
     views, z_attn, lse = new(rows, NUM_VIEWS, dim, dtype=hidden.dtype), new(rows, dim), new(rows)
     counts, last_index = new(rows, 2), new(rows, dtype=torch.int32)
     common = dict(hidden=hidden, cu_seqlens=cu_seqlens, max_len=max_len, D=dim, stride_hb=stride_hb, stride_ht=stride_ht,
@@ -509,6 +509,8 @@ class MultiViewPoolTriton(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_seqlens, max_seqlen):
         kinds = token_kinds(attention_mask, response_mask)
+        if cu_seqlens is not None:
+            cu_seqlens = cu_seqlens.contiguous()  # the kernels read the boundaries at stride 1
         views, *saved = torch.ops.adajudge.multiview_pool_fwd(hidden, kinds, attn_weight, attn_bias, cu_seqlens, max_seqlen)
         ctx.save_for_backward(hidden, kinds, cu_seqlens, attn_weight, *saved)
         ctx.max_seqlen = max_seqlen

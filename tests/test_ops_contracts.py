@@ -169,3 +169,21 @@ def test_frozen_hidden_gets_no_gradient_and_the_same_weight_gradients(backend):
     _, frozen = run_with_grads(lambda **kw: ops.multiview_pool(**kw, backend=backend), inputs, weights, [grad])
     for a, b in zip(with_hidden[1:], frozen):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_strided_cu_seqlens_match_contiguous_ones(backend):
+    hidden, attention, response, cu_seqlens, weight = _packed([4, 0, 7, 3], 16)
+    strided = torch.stack([cu_seqlens, torch.full_like(cu_seqlens, 10**6)], dim=1)[:, 0]  # stride 2
+    assert strided.stride(0) == 2
+    grad = torch.randn(4, 4, 16, device=DEVICE)
+    results = []
+    for cu in (cu_seqlens, strided):
+        outputs, grads = run_with_grads(
+            lambda **kw: ops.multiview_pool(**kw, cu_seqlens=cu, max_seqlen=7, backend=backend),
+            {"hidden": hidden, "attention_mask": attention, "response_mask": response, "attn_weight": weight},
+            ["hidden", "attn_weight"], [grad],
+        )
+        results.append([*outputs, *grads])
+    for contiguous, strided_result in zip(*results):
+        torch.testing.assert_close(strided_result, contiguous, rtol=0, atol=0)
