@@ -10,6 +10,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
+
 def _git(*args: str) -> str | None:
     try:
         done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
