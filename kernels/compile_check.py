@@ -35,8 +35,8 @@ from torch._higher_order_ops.triton_kernel_wrap import identify_accessed_tensors
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.runtime.driver import driver  # noqa: E402
 
-from adajudge.kernels.launch import record_launches  # noqa: E402
-from adajudge.kernels.pool_forward import FORWARD_VARIANT_ENV, FORWARD_VARIANTS  # noqa: E402
+from .launch import record_launches  # noqa: E402
+from .pool_forward import FORWARD_VARIANT_ENV, FORWARD_VARIANTS  # noqa: E402
 
 ARCHS = (80, 90)
 HIDDEN_SIZES = (576, 896, 2048, 3584, 4096, 8192)
@@ -80,7 +80,7 @@ def ahead_of_time(arch: int):
 
 def _pooling_launches(dim: int, dtype: torch.dtype):
     """`(variant, launches, caller_tensors)` for every pooling forward and backward configuration."""
-    from adajudge.kernels import multiview_pool as pool
+    from . import multiview_pool as pool
 
     gen = torch.Generator().manual_seed(0)
     weight = torch.randn(dim, generator=gen).to(dtype)
@@ -113,7 +113,7 @@ def _pooling_launches(dim: int, dtype: torch.dtype):
 
 
 def _router_launches(dtype: torch.dtype):
-    from adajudge.kernels import router_mix
+    from . import router_mix
 
     gen = torch.Generator().manual_seed(1)
     logits, scores = (torch.randn(ROWS * 7, 3, generator=gen).to(dtype) for _ in range(2))
@@ -127,7 +127,7 @@ def _router_launches(dtype: torch.dtype):
 
 
 def _loss_launches(dim: int, dtype: torch.dtype):
-    from adajudge.kernels import preference_loss
+    from . import preference_loss
 
     gen = torch.Generator().manual_seed(2)
     rewards = [torch.randn(PAIRS, generator=gen).to(dtype) for _ in range(4)]  # chosen, rejected, margin, weights

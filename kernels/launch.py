@@ -5,7 +5,7 @@ Every kernel of the library is launched through `launch(kernel, grid, ...)`, whi
 - checks the grid against CUDA's limits (axis 0 < 2³¹, axes 1 and 2 ≤ 65535) before the driver sees it:
   every launcher puts its unbounded dimension (rows × splits) on axis 0;
 - goes through `torch.library.wrap_triton`, so the launchers can run inside `torch.library.triton_op`s
-  that `torch.compile` traces into (see `adajudge.kernels.__init__`);
+  that `torch.compile` traces into (see `kernels/README.md`);
 - can be recorded (`record_launches`): with `execute=False` nothing runs, which is how the compile check
   builds exactly the kernels the launchers would launch, and how tests read a launch plan for shapes far
   too large to run.
@@ -14,6 +14,10 @@ Every kernel of the library is launched through `launch(kernel, grid, ...)`, whi
 device and its current stream, and a model split across GPUs (`device_map="auto"`) calls the ops with
 tensors on a device that is not the current one.
 """
+if __name__ != "adajudge.kernels.launch":  # before any import: nothing here runs under another name
+    raise ImportError(f"{__name__}: the repository's kernels/ folder is the package `adajudge.kernels` (a top-level "
+                      "`kernels` is PyPI's kernel hub); install adajudge and import adajudge.kernels")
+
 import contextlib
 import dataclasses
 import functools

@@ -48,7 +48,9 @@ import triton
 import triton.language as tl
 from torch.library import triton_op
 
-from adajudge.kernels.launch import (
+from adajudge.views import NUM_VIEWS, TokenKind, View
+
+from .launch import (
     MAX_SPLITS,
     POOL_MAX_REGISTERS,
     POOL_WARPS,
@@ -60,8 +62,7 @@ from adajudge.kernels.launch import (
     target_programs,
     token_splits,
 )
-from adajudge.kernels.pool_forward import forward_variant
-from adajudge.views import NUM_VIEWS, TokenKind, View
+from .pool_forward import forward_variant
 
 # Tile of the two-phase accumulation: [TWO_PHASE_BLOCK_T tokens, TWO_PHASE_BLOCK_D] over 4 warps.
 TWO_PHASE_BLOCK_T = 32

@@ -6,6 +6,10 @@ re-read per token block) or "two_phase" (scores first, then D tiled across progr
 in registers); see `adajudge.kernels.multiview_pool` for both designs and their bytes models. It is read at
 every launch (under `torch.compile`, when the launcher is traced). The fused PyTorch path has one design.
 """
+if __name__ != "adajudge.kernels.pool_forward":  # before any import: nothing here runs under another name
+    raise ImportError(f"{__name__}: the repository's kernels/ folder is the package `adajudge.kernels` (a top-level "
+                      "`kernels` is PyPI's kernel hub); install adajudge and import adajudge.kernels")
+
 import os
 
 FORWARD_VARIANT_ENV = "ADAJUDGE_POOL_FORWARD"

@@ -19,7 +19,8 @@ import triton.language as tl
 from torch.library import triton_op
 
 from adajudge.fused.preference_loss import preference_loss_bwd
-from adajudge.kernels.launch import SMALL_WARPS, launch, on_device, target_programs
+
+from .launch import SMALL_WARPS, launch, on_device, target_programs
 
 BLOCK_N = 32
 BLOCK_D = 32  # [BLOCK_N, BLOCK_D] distance tiles: larger ones spilled at sm_90 (compile check)

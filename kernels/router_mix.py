@@ -11,7 +11,7 @@ import triton
 import triton.language as tl
 from torch.library import triton_op
 
-from adajudge.kernels.launch import SMALL_WARPS, launch, on_device
+from .launch import SMALL_WARPS, launch, on_device
 
 BLOCK_B = 64
 
