@@ -10,10 +10,11 @@ under `--out`, and prints a table.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -24,7 +25,6 @@ from bench import environment
 from bench.bandwidth import copy_bandwidth
 from bench.cases import IMPLS, OPS, Case
 from bench.passes import PASSES
-from bench.plots import write_plots
 from bench.report import markdown, print_table, write_json
 from bench.static_report import dtype_name, static_report
 from bench.sweeps import PRESETS, budget, omitted, sweep_points
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "passes": list(args.passes),
         "pool_forward": forward_variant(),
         "time_limit_s": args.time_limit_s,
-        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": environment.versions(),
         "git": environment.git_state(),
         "machine": environment.machine(device),
@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"{len(cases)} cases × {len(args.impls)} impls × {len(args.passes)} passes on {meta['machine_description']}")
     for item in meta["omitted"]:
         console.print(f"not run: {item['op']} × {item['impl']} ({item['reason']})")
+    plotting = importlib.util.find_spec("matplotlib") is not None
+    if not plotting:
+        console.print("plots: skipped (matplotlib missing; pip install matplotlib)")
     start_bw = copy_bandwidth(device, plan.copy_bytes)
     static = _static(args, cases, dtype, plan, console)
 
@@ -175,11 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     meta["load_average_end"] = environment.machine(device)["load_average"]
     _write_results(args.out, meta, records, copy={"start": start_bw, "end": end_bw},
                    elapsed_s=time.perf_counter() - started, complete=True)
-    plots = write_plots(meta, records, args.out)
+    plots = []
+    if plotting:
+        from bench.plots import write_plots  # matplotlib
+
+        plots = write_plots(meta, records, args.out)
     print_table(meta, records, console)
     if args.markdown:
         text = markdown(meta, records)
         (args.out / "results.md").write_text(text)
         console.print(text, markup=False, highlight=False, soft_wrap=True)
-    console.print(f"wrote {args.out / 'results.json'}, {', '.join(p.name for p in plots)} in {meta['elapsed_s']:.0f} s")
+    console.print(f"wrote {args.out / 'results.json'}{''.join(', ' + p.name for p in plots)} in {meta['elapsed_s']:.0f} s")
     return 0

@@ -25,19 +25,24 @@ every step at toy sizes on the CPU (Triton interpreter, CUDA hidden) and writes 
 cache takes minutes (about 3 minutes in all with a warm cache, 5 with a cold one, on this project's CI
 machine).
 
+Preflight: before any step, the optional packages each step imports (`STEP_PACKAGES`) are looked up; a step
+whose packages are missing is not run but reported "skipped" with the reason "skipped (X missing)", and the
+missing packages are printed first and kept under `preflight` in the JSON.
+
 Exit status: 0 when every step is "ok" or "skipped" (with its reason), 1 otherwise.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -52,6 +57,13 @@ WRITE_RESERVE_S = 5.0  # kept back from the steps for writing the report
 MIN_STEP_S = 10.0
 PACKAGES = ("transformers", "triton", "hypothesis", "pytest", "pytest-xdist", "pytest-timeout", "rich", "matplotlib",
             "safetensors", "trl", "peft", "accelerate", "datasets", "flash-attn")
+# The modules each step imports beyond torch and Triton (the GPU machine installs adajudge with --no-deps, so
+# even its declared dependencies may be absent there): without them the step is skipped.
+STEP_PACKAGES = {"tests": ("pytest", "hypothesis"), "torch_compile": (), "cuda_graphs": (), "head_memory": (),
+                 "bench": ("rich",)}
+# Modules whose absence only leaves something out, and what.
+OPTIONAL_PACKAGES = {"matplotlib": "the bench step's plots", "xdist": "parallel tests (pytest-xdist)",
+                     "pytest_timeout": "a time limit per test (pytest-timeout)"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +84,24 @@ def _packages() -> dict:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def preflight(steps) -> dict:
+    """What cannot be imported here: `{"missing": {module: what needs it}, "skip": {step: reason}}` over the
+    `steps`' `STEP_PACKAGES` and the `OPTIONAL_PACKAGES`."""
+    needed_by: dict[str, list[str]] = {}
+    for step in steps:
+        for module in STEP_PACKAGES[step]:
+            needed_by.setdefault(module, []).append(f"the {step} step")
+    for module, what in OPTIONAL_PACKAGES.items():
+        needed_by.setdefault(module, []).append(what)
+    missing = {module: ", ".join(what) for module, what in needed_by.items() if importlib.util.find_spec(module) is None}
+    skip = {}
+    for step in steps:
+        absent = [module for module in STEP_PACKAGES[step] if module in missing]
+        if absent:
+            skip[step] = f"skipped ({', '.join(absent)} missing)"
+    return {"missing": missing, "skip": skip}
 
 
 def _nvidia_smi() -> str | None:
@@ -136,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("expected a CUDA device (torch.cuda.is_available() is False); "
                          "run with --dry-run on a machine without one")
     started = time.perf_counter()
+    checked = preflight(selected)
+    if checked["missing"]:
+        print("[gpu_check] preflight: missing optional packages: "
+              + "; ".join(f"{module} (for {what})" for module, what in checked["missing"].items()), flush=True)
     runs = args.out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     log = args.out / "gpu_check.log"
@@ -147,22 +181,28 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python -m bench.gpu_check", *argv]),
         "dry_run": args.dry_run,
         "ok": None,
-        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": _device(args.dry_run),
         "versions": environment.versions(),
         "packages": _packages(),
         "git": environment.git_state(),
         "budget_s": args.budget_s,
+        "preflight": checked,
         "steps": list(STEPS),
         "seconds": {},
     }
+    runnable = [name for name in selected if name not in checked["skip"]]
     deadline = started + args.budget_s
     for name in STEPS:
         if name not in selected:
             report[name] = {"status": "skipped", "reason": "not selected (--steps)"}
             continue
+        if name in checked["skip"]:
+            report[name] = {"status": "skipped", "reason": checked["skip"][name]}
+            print(f"[gpu_check] {name}: {checked['skip'][name]}", flush=True)
+            continue
         left = deadline - time.perf_counter() - WRITE_RESERVE_S
-        limit = left * SHARES_S[name] / sum(SHARES_S[n] for n in selected[selected.index(name):])
+        limit = left * SHARES_S[name] / sum(SHARES_S[n] for n in runnable[runnable.index(name):])
         if limit < MIN_STEP_S:
             report[name] = {"status": "timed_out", "reason": f"only {max(0.0, limit):.0f} s of the budget left for it"}
             continue

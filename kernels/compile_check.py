@@ -10,9 +10,10 @@ requested GPU architecture, so the build carries exactly the runtime's specialis
 divisibility by 16, the constexprs and warps the launcher chose). For each build it reads the cubin's
 registers, stack and shared memory with the `cuobjdump` shipped in Triton's wheel, counts local-memory
 spill instructions (`LDL`/`STL`) in its SASS, and runs Inductor's TTIR mutation analysis
-(`torch._higher_order_ops.triton_kernel_wrap.identify_accessed_tensors`) to list the caller's tensors the
-kernel is believed to write. A row fails on a build error, a spill, stack use, or a write to any tensor
-the caller passed in. Exit status 1 on any failure.
+(`torch._higher_order_ops.triton_kernel_wrap`: `identify_accessed_tensors`, or `identify_mutated_tensors` on
+torch 2.11, which has only that one) to list the caller's tensors the kernel is believed to write. A row fails
+on a build error, a spill, stack use, or a write to any tensor the caller passed in. Exit status 1 on any
+failure.
 
 The builds run in a process without `TRITON_INTERPRET` (the interpreter replaces the kernels with
 Python): `compile_rows` starts one when called from a process that has it on.
@@ -31,7 +32,7 @@ os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # pinned: fusion changes
 
 import torch  # noqa: E402
 import triton  # noqa: E402
-from torch._higher_order_ops.triton_kernel_wrap import identify_accessed_tensors  # noqa: E402
+from torch._higher_order_ops import triton_kernel_wrap  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.runtime.driver import driver  # noqa: E402
 
@@ -175,11 +176,20 @@ def _resource_usage(cubin: bytes) -> dict:
     }
 
 
+def tensors_written(kernel, arguments: dict) -> set[str]:
+    """Names of the tensor arguments that Inductor's TTIR analysis believes `kernel` writes (every tensor when
+    the analysis fails). torch 2.11 has `identify_mutated_tensors` (the names written); later versions replace
+    it with `identify_accessed_tensors` (reads and writes as Inductor dependencies)."""
+    if hasattr(triton_kernel_wrap, "identify_accessed_tensors"):
+        accesses = triton_kernel_wrap.identify_accessed_tensors(kernel, arguments, {})
+        return {dep.name for dep in accesses.read_writes.writes}
+    return set(triton_kernel_wrap.identify_mutated_tensors(kernel, arguments, {}))
+
+
 def _inputs_written(launch, caller_tensors) -> list[str]:
     """Names of the kernel arguments that are tensors the caller passed in and that Inductor's TTIR
     analysis believes the kernel writes."""
-    accesses = identify_accessed_tensors(launch.kernel, dict(launch.arguments), {})
-    written = {dep.name for dep in accesses.read_writes.writes}
+    written = tensors_written(launch.kernel, dict(launch.arguments))
     return sorted(
         name for name in written
         if any(launch.arguments[name] is tensor for tensor in caller_tensors)

@@ -7,6 +7,7 @@ import time
 import pytest
 import torch
 
+from bench import gpu_check as gpu_check_module
 from bench.gpu import process
 from bench.gpu.compile_checks import GraphRecorder
 from bench.gpu.steps import summarize_outcomes, variant_comparison
@@ -123,6 +124,19 @@ def test_gpu_run_without_a_gpu_is_refused_clearly(tmp_path):
         pytest.skip("a CUDA device is present: the real run would start")
     with pytest.raises(SystemExit, match="--dry-run"):
         gpu_check(["--out", str(tmp_path)])
+
+
+def test_preflight_skips_a_step_whose_package_is_missing_and_lists_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(gpu_check_module.STEP_PACKAGES, "head_memory", ("adajudge_absent_package",))
+    monkeypatch.setitem(gpu_check_module.OPTIONAL_PACKAGES, "adajudge_absent_plotter", "the plots")
+    code = gpu_check(["--dry-run", "--out", str(tmp_path), "--steps", "head_memory"])
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["head_memory"] == {"status": "skipped", "reason": "skipped (adajudge_absent_package missing)"}
+    missing = report["preflight"]["missing"]  # with whatever else this environment lacks (pytest-xdist, ...)
+    assert missing.items() >= {"adajudge_absent_package": "the head_memory step", "adajudge_absent_plotter": "the plots"}.items()
+    assert report["preflight"]["skip"] == {"head_memory": "skipped (adajudge_absent_package missing)"}
+    assert code == 0 and report["ok"] is True
+    assert "missing optional packages: adajudge_absent_package (for the head_memory step)" in capsys.readouterr().out
 
 
 @pytest.mark.slow

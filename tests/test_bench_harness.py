@@ -1,4 +1,5 @@
 """The benchmark harness (`python -m bench`): its output contract and the pieces its numbers rest on."""
+import importlib.util
 import json
 import time
 
@@ -63,6 +64,16 @@ def test_tiny_run_writes_records_table_and_plots(tmp_path, restore_threads):
     for png in ("speedup_vs_size.png", "gbps_vs_size.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| multiview_pool | B=2 D=32 T=16 | forward | adajudge |" in (tmp_path / "results.md").read_text()
+
+
+def test_without_matplotlib_a_run_writes_its_results_and_says_the_plots_are_skipped(tmp_path, restore_threads,
+                                                                                     monkeypatch, capsys):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "matplotlib" else find_spec(name, *args))
+    meta, records = _run(tmp_path, "--ops", "router_mix", "--impls", "eager,adajudge", "--passes", "forward",
+                         "--no-static-report")
+    assert records and meta["complete"] and not list(tmp_path.glob("*.png"))
+    assert "plots: skipped (matplotlib missing" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -53,6 +53,8 @@ def test_files(tmp_path, name):
 
 
 def test_datasets_dataset():
+    pytest.importorskip("datasets", reason="needs datasets (the train extra, with TRL); the floor environment, "
+                                           "like the GPU machine, has neither")
     from datasets import Dataset
 
     dataset = Dataset.from_list([{"prompt": "a", "chosen": "b", "rejected": "c", "margin": 2.0}] * 3)

@@ -41,7 +41,8 @@ def test_inductor_sees_no_kernel_write_a_tensor_its_caller_passed():
 
 
 def test_the_mutation_analysis_does_report_a_kernel_that_writes_its_input(tmp_path):
-    """The control for the test above: the same analysis flags a kernel that stores through its input."""
+    """The control for the test above: the same analysis (whichever of torch's two functions this torch has)
+    flags a kernel that stores through its input, and only that input (not one it only reads)."""
     script = tmp_path / "control.py"  # a file: triton.jit reads a kernel's source
     script.write_text(textwrap.dedent("""
         import torch, triton, triton.language as tl
@@ -49,16 +50,16 @@ def test_the_mutation_analysis_does_report_a_kernel_that_writes_its_input(tmp_pa
         from adajudge.kernels.launch import Launch
 
         @triton.jit
-        def scale_in_place(x, out, n, BLOCK: tl.constexpr):
+        def scale_in_place(x, y, out, n, BLOCK: tl.constexpr):
             offs = tl.arange(0, BLOCK)
-            value = tl.load(x + offs, mask=offs < n)
+            value = tl.load(x + offs, mask=offs < n) + tl.load(y + offs, mask=offs < n)
             tl.store(out + offs, value, mask=offs < n)
             tl.store(x + offs, value * 2, mask=offs < n)
 
-        x, out = torch.ones(8), torch.empty(8)
-        launch = Launch(scale_in_place, (1,), {"x": x, "out": out, "n": 8, "BLOCK": 8}, 4, 1, None)
+        x, y, out = torch.ones(8), torch.ones(8), torch.empty(8)
+        launch = Launch(scale_in_place, (1,), {"x": x, "y": y, "out": out, "n": 8, "BLOCK": 8}, 4, 1, None)
         with ahead_of_time(90):
-            print(_inputs_written(launch, (x,)))
+            print(_inputs_written(launch, (x, y)))
     """))
     env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)

@@ -40,3 +40,16 @@ def test_backbone_views():
 def test_validation(kwargs, error, match):
     with pytest.raises(error, match=match):
         AdaJudgeConfig(text_config=llama_config(), **kwargs)
+
+
+def test_text_config_from_none_a_dict_or_a_config():
+    """The same on every supported transformers (5.17 has no `SubConfigSpec`): None and a dict without a model type
+    give Llama, a dict's `model_type` picks its config class, anything else is refused naming the argument."""
+    from transformers import Qwen2Config
+
+    assert type(AdaJudgeConfig().text_config) is LlamaConfig
+    assert AdaJudgeConfig(text_config={"hidden_size": 32}).text_config.hidden_size == 32
+    qwen = AdaJudgeConfig(text_config={"model_type": "qwen2", "hidden_size": 32}).text_config
+    assert type(qwen) is Qwen2Config and qwen.hidden_size == 32
+    with pytest.raises(TypeError, match="text_config: expected a PretrainedConfig, a dict or None, got str"):
+        AdaJudgeConfig(text_config="llama")

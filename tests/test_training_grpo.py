@@ -2,6 +2,9 @@
 `adajudge.eval.reward_fn_from_model`, on CPU with a tiny random policy, and the rewards it logs are the model's."""
 import pytest
 import torch
+
+pytest.importorskip("trl", reason="needs TRL (the train extra); the floor environment, like the GPU machine, has none")
+
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import GRPOConfig, GRPOTrainer

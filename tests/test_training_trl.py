@@ -4,6 +4,9 @@ import random
 
 import pytest
 import torch
+
+pytest.importorskip("trl", reason="needs TRL (the train extra); the floor environment, like the GPU machine, has none")
+
 from datasets import Dataset
 from transformers import AutoTokenizer
 from trl import RewardConfig, RewardTrainer

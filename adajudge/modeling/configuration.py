@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 from transformers import AutoConfig, PretrainedConfig
-from transformers.configuration_utils import SubConfigSpec
+
+try:  # transformers >= 5.20: with the spec, save_pretrained writes the backbone config as a diff to its defaults
+    from transformers.configuration_utils import SubConfigSpec
+except ImportError:  # 5.17 to 5.19 have only the plain `sub_configs` mapping (and write a diff without it)
+    SubConfigSpec = None
 
 HEAD_KINDS = ("adajudge", "last", "mean", "attn")
 INPUT_CONVENTIONS = ("adajudge", "sequence_classification")
@@ -13,6 +17,25 @@ INPUT_CONVENTIONS = ("adajudge", "sequence_classification")
 # that quote is the only part of config.json a plain transformers install shows, so the model type itself
 # names what reads the folder *(ours)*. Importing adajudge registers it with the Auto classes.
 MODEL_TYPE = "adajudge (pip install adajudge, then import adajudge)"
+DEFAULT_BACKBONE_TYPE = "llama"
+
+
+def _resolve_text_config(text_config) -> PretrainedConfig:
+    """The backbone config from what `AdaJudgeConfig(text_config=...)` or a config.json gave.
+
+    A dict is read by the config class of its `model_type` (default "llama"), None gives a default Llama config.
+    Resolved here, before transformers' own sub-config handling (`SubConfigSpec`, 5.20 and later only, which
+    then finds a config and keeps it), so every supported transformers builds the same config and refuses the
+    same wrong input.
+    """
+    if isinstance(text_config, PretrainedConfig):
+        return text_config
+    if text_config is None:
+        return AutoConfig.for_model(DEFAULT_BACKBONE_TYPE)
+    if isinstance(text_config, dict):
+        fields = dict(text_config)
+        return AutoConfig.for_model(fields.pop("model_type", DEFAULT_BACKBONE_TYPE), **fields)
+    raise TypeError(f"text_config: expected a PretrainedConfig, a dict or None, got {type(text_config).__name__}")
 
 
 class AdaJudgeConfig(PretrainedConfig):
@@ -49,7 +72,10 @@ class AdaJudgeConfig(PretrainedConfig):
     """
 
     model_type = MODEL_TYPE
-    sub_configs_defaults = {"text_config": SubConfigSpec(config_class=AutoConfig, model_type="llama")}
+    if SubConfigSpec is not None:
+        sub_configs_defaults = {"text_config": SubConfigSpec(config_class=AutoConfig, model_type=DEFAULT_BACKBONE_TYPE)}
+    else:
+        sub_configs = {"text_config": AutoConfig}
 
     text_config: dict | PretrainedConfig | None = None
     head: str = "adajudge"
@@ -63,6 +89,7 @@ class AdaJudgeConfig(PretrainedConfig):
 
     def __post_init__(self, **kwargs):
         kwargs.setdefault("num_labels", 1)
+        self.text_config = _resolve_text_config(self.text_config)
         super().__post_init__(**kwargs)
         if self.head not in HEAD_KINDS:
             raise ValueError(f"head: expected one of {HEAD_KINDS}, got {self.head!r}")
