@@ -7,13 +7,34 @@ Three systems, one library:
 - RRM (arXiv 2505.14674): a generative pairwise judge with knockout and ELO tournaments.
 
 `adajudge.ops` holds the fused ops, `adajudge.reference` their plain PyTorch definitions, `adajudge.nn` the
-modules. Importing adajudge registers `AdaJudgeConfig` and `AdaJudgeForRewardModeling` with transformers'
-`AutoConfig` and `AutoModelForSequenceClassification` (so it imports torch and transformers), which lets
-`from_pretrained`, `pipeline` and TRL load a saved reward model without `trust_remote_code`.
+modules; they need only torch (and Triton for the kernels). `import adajudge` imports neither them nor the
+transformers-facing `adajudge.modeling`: `AdaJudgeConfig`, `AdaJudgeForRewardModeling` and
+`replace_reward_head` load on first use. Where transformers is installed, importing adajudge registers
+`AdaJudgeConfig` with `AutoConfig` (and building one registers `AdaJudgeForRewardModeling` with
+`AutoModelForSequenceClassification`, `adajudge.modeling.auto`), which lets `from_pretrained`, `pipeline` and
+TRL load a saved reward model without `trust_remote_code`.
 """
 
 __version__ = "0.1.0"
 
-from adajudge.modeling import AdaJudgeConfig, AdaJudgeForRewardModeling, replace_reward_head  # noqa: E402
+from adajudge.modeling.auto import register_with_transformers  # noqa: E402  (a light module: no transformers import)
 
-__all__ = ["__version__", "AdaJudgeConfig", "AdaJudgeForRewardModeling", "replace_reward_head"]
+# Loaded from `adajudge.modeling` on first access (PEP 562): they import transformers.
+_MODELING_NAMES = ("AdaJudgeConfig", "AdaJudgeForRewardModeling", "replace_reward_head")
+
+__all__ = ["__version__", *_MODELING_NAMES]
+
+
+def __getattr__(name: str):
+    if name in _MODELING_NAMES:
+        from adajudge import modeling
+
+        return getattr(modeling, name)
+    raise AttributeError(f"module 'adajudge' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MODELING_NAMES})
+
+
+register_with_transformers()

@@ -1,13 +1,26 @@
 """transformers models with adajudge heads: `AdaJudgeForRewardModeling` and `replace_reward_head`.
 
-Importing this package (which `import adajudge` does) registers the model with transformers' Auto classes.
+The names below load their module on first access (PEP 562), so `import adajudge` (which imports
+`adajudge.modeling.auto` to register the config with `AutoConfig`) does not import the model code.
 """
-from adajudge.modeling.auto import register_auto_classes
-from adajudge.modeling.configuration import AdaJudgeConfig
-from adajudge.modeling.modeling import AdaJudgeForRewardModeling
-from adajudge.modeling.output import AdaJudgeRewardOutput
-from adajudge.modeling.replace_head import replace_reward_head
+import importlib
 
-register_auto_classes()
+# public name -> the module of this package that defines it
+_MODULES = {
+    "AdaJudgeConfig": "configuration",
+    "AdaJudgeForRewardModeling": "modeling",
+    "AdaJudgeRewardOutput": "output",
+    "replace_reward_head": "replace_head",
+}
 
-__all__ = ["AdaJudgeConfig", "AdaJudgeForRewardModeling", "AdaJudgeRewardOutput", "replace_reward_head"]
+__all__ = list(_MODULES)
+
+
+def __getattr__(name: str):
+    if name in _MODULES:
+        return getattr(importlib.import_module(f"adajudge.modeling.{_MODULES[name]}"), name)
+    raise AttributeError(f"module 'adajudge.modeling' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MODULES})

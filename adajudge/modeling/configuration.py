@@ -15,7 +15,8 @@ INPUT_CONVENTIONS = ("adajudge", "sequence_classification")
 # "The checkpoint you are trying to load has model type `<model_type>` but Transformers does not recognize
 # this architecture..." (`AutoConfig.from_pretrained`, which `AutoModel*`, `pipeline` and TRL all call first);
 # that quote is the only part of config.json a plain transformers install shows, so the model type itself
-# names what reads the folder *(ours)*. Importing adajudge registers it with the Auto classes.
+# names what reads the folder *(ours)*. Importing adajudge registers it with AutoConfig, and building an
+# AdaJudgeConfig registers the model with AutoModelForSequenceClassification (`adajudge.modeling.auto`).
 MODEL_TYPE = "adajudge (pip install adajudge, then import adajudge)"
 DEFAULT_BACKBONE_TYPE = "llama"
 
@@ -88,6 +89,9 @@ class AdaJudgeConfig(PretrainedConfig):
     training_summary: dict | None = None
 
     def __post_init__(self, **kwargs):
+        from adajudge.modeling.auto import register_model  # the model class, for the Auto classes that read this config
+
+        register_model()
         kwargs.setdefault("num_labels", 1)
         self.text_config = _resolve_text_config(self.text_config)
         super().__post_init__(**kwargs)
@@ -114,6 +118,13 @@ class AdaJudgeConfig(PretrainedConfig):
             raise TypeError(f"freeze_backbone: expected a bool, got {type(self.freeze_backbone).__name__}")
         if self.lora is not None and not isinstance(self.lora, dict):
             raise TypeError(f"lora: expected None or a dict (LoraConfig.to_dict()), got {type(self.lora).__name__}")
+
+    def __setstate__(self, state):
+        """Unpickled (in a spawned process, say): register the model there too, as `__post_init__` does."""
+        from adajudge.modeling.auto import register_model
+
+        self.__dict__.update(state)
+        register_model()
 
     @property
     def backbone_config(self) -> PretrainedConfig:

@@ -5,7 +5,7 @@ the backbone (`AutoModel`, the causal LM without its LM head), and scores the la
 head. Its output looks like a `*ForSequenceClassification` reward model's (`logits [B, 1]`), so TRL's
 `RewardTrainer` trains it unchanged, transformers' `text-classification` pipeline scores with it, and TRL's
 RLHF trainers take it (or its folder) as a reward; the output adds the head's router probabilities,
-per-view scores, router entropy and representation. Importing adajudge registers it with
+per-view scores, router entropy and representation. Building an `AdaJudgeConfig` registers it with
 `AutoModelForSequenceClassification` (`adajudge.modeling.auto`).
 """
 from __future__ import annotations
