@@ -113,15 +113,13 @@ def _token_dots(hidden, token_offsets, mask_t, vector, stride_v, D, BLOCK_T: tl.
     """`<h_t, v>` for a block of tokens (`token_offsets` [BLOCK_T, 1] into `hidden`), D swept in BLOCK_D
     chunks. [BLOCK_T] fp32."""
     dots = tl.zeros([BLOCK_T], dtype=tl.float32)
-    d0 = 0
-    while d0 < D:
+    for d0 in range(0, D, BLOCK_D):
         offs_d = d0 + tl.arange(0, BLOCK_D)
         mask_d = offs_d < D
         # [BLOCK_T, BLOCK_D]
         h = tl.load(hidden + token_offsets + offs_d[None, :], mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
         v = tl.load(vector + offs_d * stride_v, mask=mask_d, other=0.0).to(tl.float32)  # [BLOCK_D]
         dots += tl.sum(h * v[None, :], axis=1)
-        d0 += BLOCK_D
     return dots
 
 
@@ -151,8 +149,7 @@ def multiview_pool_fwd_kernel(
     n_response = 0
     n_prompt = 0
     last = -1
-    t0 = start
-    while t0 < end:
+    for t0 in range(start, end, BLOCK_T):
         offs_t = t0 + tl.arange(0, BLOCK_T)
         mask_t = offs_t < end
         kind = tl.load(kinds + token0 + offs_t, mask=mask_t, other=PADDING_TOKEN)  # [BLOCK_T]
@@ -172,8 +169,7 @@ def multiview_pool_fwd_kernel(
         if ACCUMULATE:
             mean_w = is_response.to(tl.float32)
             prompt_w = is_prompt.to(tl.float32)
-            d0 = 0
-            while d0 < D:  # sweep 2: the tile again, from L1/L2
+            for d0 in range(0, D, BLOCK_D):  # sweep 2: the tile again, from L1/L2
                 offs_d = d0 + tl.arange(0, BLOCK_D)
                 mask_d = offs_d < D
                 # [BLOCK_T, BLOCK_D]
@@ -185,14 +181,12 @@ def multiview_pool_fwd_kernel(
                 tl.store(acc + ACC_MEAN * D + offs_d, acc_mean + tl.sum(h * mean_w[:, None], axis=0), mask=mask_d)
                 tl.store(acc + ACC_ATTN * D + offs_d, acc_attn * alpha + tl.sum(h * p[:, None], axis=0), mask=mask_d)
                 tl.store(acc + ACC_PROMPT * D + offs_d, acc_prompt + tl.sum(h * prompt_w[:, None], axis=0), mask=mask_d)
-                d0 += BLOCK_D
             # The next block reloads these rows, and another thread of this program may have stored them:
             # order the stores before those loads explicitly.
             tl.debug_barrier()
         n_response += tl.sum(is_response.to(tl.int32), axis=0)
         n_prompt += tl.sum(is_prompt.to(tl.int32), axis=0)
         last = tl.maximum(last, tl.max(tl.where(is_response, offs_t, -1), axis=0))
-        t0 += BLOCK_T
 
     stats = partial_stats + split * STATS
     tl.store(stats + STAT_MAX, m)
@@ -235,8 +229,7 @@ def multiview_pool_accumulate_kernel(
     acc_mean = tl.zeros([BLOCK_D], dtype=tl.float32)
     acc_attn = tl.zeros([BLOCK_D], dtype=tl.float32)
     acc_prompt = tl.zeros([BLOCK_D], dtype=tl.float32)
-    t0 = start
-    while t0 < end:
+    for t0 in range(start, end, BLOCK_T):
         offs_t = t0 + tl.arange(0, BLOCK_T)
         mask_t = offs_t < end
         kind = tl.load(kinds + token0 + offs_t, mask=mask_t, other=PADDING_TOKEN)  # [BLOCK_T]
@@ -249,7 +242,6 @@ def multiview_pool_accumulate_kernel(
         acc_mean += tl.sum(h * is_response.to(tl.float32)[:, None], axis=0)
         acc_attn += tl.sum(h * p[:, None], axis=0)
         acc_prompt += tl.sum(h * (kind == PROMPT_TOKEN).to(tl.float32)[:, None], axis=0)
-        t0 += BLOCK_T
 
     acc = partial_acc + (i_b.to(tl.int64) * num_splits + i_s) * ACCUMULATORS * D
     tl.store(acc + ACC_MEAN * D + offs_d, acc_mean, mask=mask_d)
@@ -289,8 +281,7 @@ def multiview_pool_combine_kernel(
     acc_mean = tl.zeros([BLOCK_D], dtype=tl.float32)
     acc_attn = tl.zeros([BLOCK_D], dtype=tl.float32)
     acc_prompt = tl.zeros([BLOCK_D], dtype=tl.float32)
-    s = 0
-    while s < num_splits:  # independent loads: the scales are known before the loop
+    for s in range(0, num_splits):  # independent loads: the scales are known before the loop
         acc = partial_acc + (i_b.to(tl.int64) * num_splits + s) * ACCUMULATORS * D
         if ATTN_AT_ROW_MAX:
             scale = 1.0
@@ -299,7 +290,6 @@ def multiview_pool_combine_kernel(
         acc_mean += tl.load(acc + ACC_MEAN * D + offs_d, mask=mask_d, other=0.0)
         acc_attn += tl.load(acc + ACC_ATTN * D + offs_d, mask=mask_d, other=0.0) * scale
         acc_prompt += tl.load(acc + ACC_PROMPT * D + offs_d, mask=mask_d, other=0.0)
-        s += 1
 
     z_mean = acc_mean / tl.maximum(n_response, 1.0)
     z_prompt = acc_prompt / tl.maximum(n_prompt, 1.0)
@@ -342,8 +332,7 @@ def multiview_pool_bwd_kernel(
     pid = tl.program_id(0)
     dw = partial_dw + pid.to(tl.int64) * D  # this program's fp32 partial row, zero-initialised
     db = 0.0
-    work = pid
-    while work < num_work:
+    for work in range(pid, num_work, tl.num_programs(0)):
         i_b, i_s = work // num_splits, work % num_splits
         token0, hidden0, length = _row_span(tl.load(cu_seqlens + i_b) if IS_VARLEN else 0,
                                             tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
@@ -352,20 +341,17 @@ def multiview_pool_bwd_kernel(
         end = tl.minimum(start + chunk_len, length)
         grad = grad_views + i_b.to(tl.int64) * stride_gb
         z_dot = 0.0  # <z_A, dz_A>
-        d0 = 0
-        while d0 < D:
+        for d0 in range(0, D, BLOCK_D):
             offs_d = d0 + tl.arange(0, BLOCK_D)
             mask_d = offs_d < D
             dz_a = tl.load(grad + VIEW_ATTN * stride_gv + offs_d * stride_gd, mask=mask_d, other=0.0).to(tl.float32)
             z_dot += tl.sum(tl.load(z_attn + i_b.to(tl.int64) * D + offs_d, mask=mask_d, other=0.0) * dz_a, axis=0)
-            d0 += BLOCK_D
         row_lse = tl.load(lse + i_b)
         inv_response = 1.0 / tl.maximum(tl.load(counts + i_b * 2), 1.0)
         inv_prompt = 1.0 / tl.maximum(tl.load(counts + i_b * 2 + 1), 1.0)
         tau = tl.load(last_index + i_b)
 
-        t0 = start
-        while t0 < end:
+        for t0 in range(start, end, BLOCK_T):
             offs_t = t0 + tl.arange(0, BLOCK_T)
             mask_t = offs_t < end
             kind = tl.load(kinds + token0 + offs_t, mask=mask_t, other=PADDING_TOKEN)
@@ -381,8 +367,7 @@ def multiview_pool_bwd_kernel(
             c_mean = tl.where(is_response, inv_response, 0.0)
             c_prompt = tl.where(kind == PROMPT_TOKEN, inv_prompt, 0.0)
             out_offsets = (token0 + offs_t.to(tl.int64))[:, None] * D
-            d0 = 0
-            while d0 < D:  # sweep 2
+            for d0 in range(0, D, BLOCK_D):  # sweep 2
                 offs_d = d0 + tl.arange(0, BLOCK_D)
                 mask_d = offs_d < D
                 mask = mask_t[:, None] & mask_d[None, :]
@@ -397,10 +382,7 @@ def multiview_pool_bwd_kernel(
                 if WRITE_D_HIDDEN:
                     tl.store(d_hidden + out_offsets + offs_d[None, :], dh.to(d_hidden.dtype.element_ty), mask=mask)
                 tl.store(dw + offs_d, tl.load(dw + offs_d, mask=mask_d) + tl.sum(g[:, None] * h, axis=0), mask=mask_d)
-                d0 += BLOCK_D
             tl.debug_barrier()  # the next block reloads the dw row: order this block's stores before it
-            t0 += BLOCK_T
-        work += tl.num_programs(0)
     tl.store(partial_db + pid, db)
 
 

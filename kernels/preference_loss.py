@@ -42,14 +42,12 @@ def _pair_distances(chosen_repr, rejected_repr, offs_n, mask_n, D, stride_cr, st
     """‖h_c − h_r‖₂ for a block of pairs, D swept in chunks. [BLOCK_N] fp32."""
     squares = tl.zeros([offs_n.shape[0]], dtype=tl.float32)
     rows = offs_n.to(tl.int64)[:, None]
-    d0 = 0
-    while d0 < D:
+    for d0 in range(0, D, BLOCK_D):
         offs_d = d0 + tl.arange(0, BLOCK_D)
         mask = mask_n[:, None] & (offs_d[None, :] < D)
         diff = (tl.load(chosen_repr + rows * stride_cr + offs_d[None, :], mask=mask, other=0.0).to(tl.float32)
                 - tl.load(rejected_repr + rows * stride_rr + offs_d[None, :], mask=mask, other=0.0).to(tl.float32))
         squares += tl.sum(diff * diff, axis=1)
-        d0 += BLOCK_D
     return tl.sqrt(squares)
 
 
@@ -62,14 +60,12 @@ def preference_loss_distance_kernel(
     """Each program takes every num_programs-th block of pairs: their distances, and their sum."""
     pid = tl.program_id(0)
     total = 0.0
-    n0 = pid * BLOCK_N
-    while n0 < N:
+    for n0 in range(pid * BLOCK_N, N, tl.num_programs(0) * BLOCK_N):
         offs_n = n0 + tl.arange(0, BLOCK_N)
         mask_n = offs_n < N
         dist = _pair_distances(chosen_repr, rejected_repr, offs_n, mask_n, D, stride_cr, stride_rr, BLOCK_D)
         tl.store(distance + offs_n, dist, mask=mask_n)
         total += tl.sum(tl.where(mask_n, dist, 0.0), axis=0)
-        n0 += tl.num_programs(0) * BLOCK_N
     tl.store(partial_sums + pid, total)
 
 
