@@ -1,0 +1,75 @@
+"""`python -m bench.gpu_model [--json PATH] [--results-md bench/RESULTS.md --label LABEL]`: the static GPU
+model's table, every figure **predicted**, none measured (docs/gpu_model.md).
+
+    python -m bench.gpu_model                                   # every kernel, preset shape, dtype, layout; H100 and H200
+    python -m bench.gpu_model --json gpu-model.json             # also one record per kernel × shape × dtype × layout × GPU
+    python -m bench.gpu_model --results-md bench/RESULTS.md --label "after (commit ...)"   # table + plot into RESULTS.md
+    python -m bench.gpu_model --quick                           # one pooling shape, bf16: the CI smoke run
+
+Builds run for sm_90 with no GPU (Triton's cache and a disassembly cache make a second run fast).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from bench import environment
+from bench.gpu_model import calibration_records, records
+from bench.gpu_model.gpus import GPUS
+from bench.gpu_model.report import PREDICTED, kernel_table, pass_table, plot, text_table, write_section
+from bench.gpu_model.workloads import DTYPES, LAYOUTS, POOL_SHAPES
+
+OPS = ("multiview_pool", "router_mix", "preference_loss")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.gpu_model", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, default=None, help="write the records (a JSON list) to this file")
+    parser.add_argument("--gpu", nargs="+", choices=tuple(GPUS), default=list(GPUS))
+    parser.add_argument("--ops", nargs="+", choices=OPS, default=list(OPS))
+    parser.add_argument("--dtype", nargs="+", choices=tuple(DTYPES), default=list(DTYPES))
+    parser.add_argument("--layout", nargs="+", choices=LAYOUTS, default=list(LAYOUTS))
+    parser.add_argument("--quick", action="store_true", help="pooling at B16 T2048 D4096 in bf16, plus the calibration")
+    parser.add_argument("--results-md", type=Path, default=None,
+                        help="write the pass and kernel tables and a plot into this file's model section")
+    parser.add_argument("--label", default="current", help="the subsection of --results-md to write (default: current)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    started = time.perf_counter()
+    ops, dtypes, shapes = args.ops, args.dtype, POOL_SHAPES
+    if args.quick:
+        ops, dtypes, shapes = ["multiview_pool"], ["bf16"], POOL_SHAPES[:1]
+    anchors = calibration_records(args.gpu)
+    found = records(args.gpu, ops=tuple(ops), dtypes=tuple(dtypes), pool_shapes=shapes, layouts=tuple(args.layout),
+                    on_pass=lambda p: print(f"[{time.perf_counter() - started:5.0f} s] {p.op} {p.pass_} {p.variant} "
+                                            f"{p.shape_label} {p.dtype} {p.layout}", file=sys.stderr, flush=True))
+    seconds = time.perf_counter() - started
+    print(f"All figures {PREDICTED.replace('**', '')}.\n")
+    print(text_table(anchors + found))
+    print(f"\n{len(found)} records in {seconds:.0f} s")
+    if args.json is not None:
+        args.json.write_text(json.dumps(anchors + found, indent=1) + "\n")
+    if args.results_md is not None:
+        git = environment.git_state()
+        image = args.results_md.parent / f"gpu_model_{''.join(c if c.isalnum() else '_' for c in args.label)}.png"
+        plot(found, image, f"multiview_pool, {args.label}")
+        command = "python -m bench.gpu_model " + " ".join(argv if argv is not None else sys.argv[1:])
+        good, bad = (", ".join(f"{100 * r['predicted_fraction']:.0f} % on {r['gpu']}" for r in anchors if r["variant"] == name)
+                     for name in ("copy_128bit_4warps", "copy_32bit_1warp"))
+        body = (f"`{command}` at commit {git['commit']}{' (with uncommitted changes)' if git['dirty'] else ''}, Triton "
+                f"{environment.versions()['triton']}, {seconds:.0f} s on this machine. Calibration: the streaming copy is "
+                f"predicted at {good} of the copy bandwidth, the bad copy at {bad}."
+                f"\n\n![predicted share of copy bandwidth]({image.name})\n\n#### Passes\n\n{pass_table(found, args.gpu)}"
+                f"\n\n#### Kernels\n\n{kernel_table(found, args.gpu)}")
+        write_section(args.results_md, args.label, body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

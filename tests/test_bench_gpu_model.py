@@ -1,0 +1,158 @@
+"""The static GPU model (`python -m bench.gpu_model`, docs/gpu_model.md): its JSON records, the loop trip
+counts it reads against a launch plan, and its calibration — the streaming copy predicted at the copy
+bandwidth, the bad copy well below it.
+
+The model builds real kernels, so it runs in a child process without `TRITON_INTERPRET` (which conftest
+sets when there is no GPU, and which turns every `@triton.jit` into Python at import).
+"""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bench.gpu_model.gpus import GPUS
+from bench.gpu_model.records import KEYS
+
+REPO = Path(__file__).resolve().parents[1]
+COPY_BAND = (0.95, 1.0)  # docs/gpu_model.md: the streaming copy is predicted within 5 % of the copy bandwidth
+BAD_COPY_AT_MOST = 0.6  # and the bad copy (4 KB in flight per SM) well below it
+
+
+def _compiled_env() -> dict:
+    return {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+
+
+def _model(*args, timeout=900) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "bench.gpu_model", *args], capture_output=True, text=True,
+                          env=_compiled_env(), timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory) -> list[dict]:
+    path = tmp_path_factory.mktemp("gpu_model") / "model.json"
+    _model("--quick", "--layout", "padded", "--json", str(path))
+    return json.loads(path.read_text())
+
+
+def _check_schema(records: list[dict]) -> None:
+    for record in records:
+        assert set(KEYS) <= set(record), sorted(set(KEYS) - set(record))
+        assert record["pass"] in ("forward", "backward")
+        assert record["gpu"] in GPUS
+        assert record["predicted_us"] > 0 and record["floor_us"] > 0
+        assert record["predicted_fraction"] == pytest.approx(record["floor_us"] / record["predicted_us"])
+        assert record["limiter"]
+
+
+def test_every_record_has_the_stable_keys(quick):
+    _check_schema(quick)
+    assert {r["op"] for r in quick} == {"calibration", "multiview_pool"}
+    assert {r["gpu"] for r in quick} == set(GPUS)
+
+
+def test_a_pass_of_several_kernels_has_an_all_record_with_their_summed_time(quick):
+    passes = {}
+    for r in quick:
+        passes.setdefault((r["op"], r["pass"], r["variant"], r["shape"], r["dtype"], r["layout"], r["gpu"]), []).append(r)
+    pooling = [group for key, group in passes.items() if key[0] == "multiview_pool"]
+    assert len(pooling) == 3 * len(GPUS)  # forward fused, forward two_phase, backward
+    for group in pooling:
+        (total,) = [r for r in group if r["kernel"] == "all"]
+        parts = [r for r in group if r["kernel"] != "all"]
+        assert len(parts) >= 2 and any(r["kernel"].startswith("torch:") for r in parts)  # the zero-fills count
+        assert total["predicted_us"] == pytest.approx(sum(r["predicted_us"] for r in parts))
+        assert total["dram_bytes"] == pytest.approx(sum(r["dram_bytes"] for r in parts))
+
+
+def test_the_calibration_copy_is_predicted_at_the_copy_bandwidth_and_the_bad_copy_far_below(quick):
+    for gpu in GPUS:
+        (good,) = [r for r in quick if r["variant"] == "copy_128bit_4warps" and r["gpu"] == gpu]
+        (bad,) = [r for r in quick if r["variant"] == "copy_32bit_1warp" and r["gpu"] == gpu]
+        assert COPY_BAND[0] <= good["predicted_fraction"] <= COPY_BAND[1]
+        assert good["limiter"] == "DRAM bandwidth" and good["streamed_128bit"] is True
+        assert bad["predicted_fraction"] <= BAD_COPY_AT_MOST
+        assert bad["limiter"] == "memory-level parallelism" and bad["streamed_128bit"] is False
+        assert bad["bytes_in_flight_per_sm"] < bad["bytes_in_flight_needed_per_sm"] <= good["bytes_in_flight_per_sm"]
+
+
+def test_hidden_is_read_with_128_bit_loads_by_every_pooling_kernel_that_streams_it(quick):
+    streaming = [r for r in quick if r["op"] == "multiview_pool" and r["kernel"].endswith(("fwd_kernel", "accumulate_kernel",
+                                                                                          "bwd_kernel"))]
+    assert streaming
+    for record in streaming:
+        assert record["access_bits"]["hidden"]["load"] == [128], (record["kernel"], record["access_bits"]["hidden"])
+
+
+KERNEL = textwrap.dedent('''
+    import json, torch, triton, triton.language as tl
+    from adajudge.kernels.aot import ahead_of_time
+    from adajudge.kernels.launch import Launch
+    from bench.gpu_model.profile import profile
+
+    @triton.jit
+    def row_sums(x, cu_seqlens, out, D, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
+        row = tl.program_id(0)
+        start, end = tl.load(cu_seqlens + row), tl.load(cu_seqlens + row + 1)
+        total = tl.zeros([BLOCK_D], dtype=tl.float32)
+        for t0 in range(start, end, BLOCK_T):
+            for d0 in range(0, D, BLOCK_D):
+                offs_t = t0 + tl.arange(0, BLOCK_T)
+                offs_d = d0 + tl.arange(0, BLOCK_D)
+                tile = tl.load(x + offs_t[:, None] * D + offs_d[None, :], mask=(offs_t < end)[:, None], other=0.0)
+                total += tl.sum(tile, axis=0)
+        tl.store(out + row * BLOCK_D + tl.arange(0, BLOCK_D), total)
+
+    lengths = [0, 16, 40, 200]
+    cu = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
+    x, out = torch.empty(int(cu[-1]), 256), torch.empty(len(lengths), 64)
+    launch = Launch(row_sums, (len(lengths),), {"x": x, "cu_seqlens": cu, "out": out, "D": 256, "BLOCK_T": 8, "BLOCK_D": 64},
+                    4, 1, None)
+    with ahead_of_time(90):
+        found = profile(launch)
+    loops = [(r.loop_start, found.region_runs[:, i].tolist()) for i, r in enumerate(found.regions) if r.loop_start is not None]
+    loaded = {t: v.sum(0).tolist() for t, v in found.requested.items()}
+    print(json.dumps({"loops": loops, "notes": found.notes, "loaded": loaded}))
+''')
+
+
+def test_loop_trip_counts_are_evaluated_per_program_from_the_launch(tmp_path):
+    """A kernel whose token loop runs over each packed row (bounds loaded from `cu_seqlens`, so every program
+    differs) and a D loop inside it: the model's runs per program are the exact trip counts."""
+    script = tmp_path / "trips.py"  # a file: triton.jit reads a kernel's source
+    script.write_text(KERNEL)
+    env = {**_compiled_env(), "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    tokens = [-(-n // 8) for n in (0, 16, 40, 200)]  # token blocks of 8 per row
+    runs = sorted((runs for _, runs in found["loops"]), key=sum)
+    assert runs == [tokens, [4 * t for t in tokens]], found  # the outer loop, then D = 256 in chunks of 64 inside it
+    assert found["notes"] == []
+    assert found["loaded"]["x"][0] == sum(tokens) * 4 * 8 * 64 * 4  # every tile of every program, fp32
+
+
+@pytest.mark.slow
+def test_the_full_model_covers_every_kernel_shape_dtype_layout_and_gpu(tmp_path):
+    """The CI stage: `python -m bench.gpu_model --json PATH` over every preset (minutes on a cold cache)."""
+    from bench.gpu_model.workloads import DTYPES, LAYOUTS, POOL_SHAPES
+
+    path = tmp_path / "model.json"
+    _model("--json", str(path), timeout=3000)
+    records = json.loads(path.read_text())
+    _check_schema(records)
+    pooling = {(r["pass"], r["variant"], r["shape"], r["dtype"], r["layout"], r["gpu"]) for r in records
+               if r["op"] == "multiview_pool" and r["kernel"] == "all"}
+    shapes = [" ".join(f"{k}{v}" for k, v in shape.items()) for shape in POOL_SHAPES]
+    expected = {(p, v, s, d, lay, g) for p, v in (("forward", "fused"), ("forward", "two_phase"), ("backward", ""))
+                for s in shapes for d in DTYPES for lay in LAYOUTS for g in GPUS}
+    assert pooling == expected
+    assert {(r["op"], r["variant"]) for r in records if r["op"] != "multiview_pool"} >= {
+        ("router_mix", ""), ("preference_loss", "focal"), ("preference_loss", "normbt"), ("preference_loss", "normbt_ema")}
+    normbt_small = [r for r in records if r["variant"] == "normbt" and r["shape"] == "N32 D4096"]
+    assert {r["kernel"] for r in normbt_small} == {"preference_loss_distance_kernel", "preference_loss_fwd_kernel", "all"}
