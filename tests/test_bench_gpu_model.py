@@ -137,10 +137,33 @@ def test_loop_trip_counts_are_evaluated_per_program_from_the_launch(tmp_path):
     assert found["loaded"]["x"][0] == sum(tokens) * 4 * 8 * 64 * 4  # every tile of every program, fp32
 
 
+def test_measured_rows_of_a_gpu_bench_run_get_the_model_prediction_beside_them(tmp_path):
+    """What `bench.gpu_check` runs after its bench step: every adajudge row of a `python -m bench` results.json
+    (here a hand-made one at small shapes) gets the model's time on that GPU, `full` = forward + backward."""
+    shape = {"B": 2, "T": 64, "D": 256}
+    rows = [{"op": "multiview_pool", "variant": "", "shape": shape, "pass": p, "impl": impl, "median_ms": 0.05,
+             "fraction_of_copy_bandwidth": 0.1, "pool_forward": "two_phase"}
+            for p in ("forward", "backward", "full") for impl in ("eager", "adajudge")]
+    rows.append({"op": "router_mix", "variant": "", "shape": {"N": 4096, "V": 3}, "pass": "forward", "impl": "adajudge",
+                 "median_ms": 0.004, "fraction_of_copy_bandwidth": 0.02, "pool_forward": "two_phase"})
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"meta": {"dtype": "bfloat16", "copy_bandwidth": {"gbps": 2900.0}}, "records": rows}))
+    out = tmp_path / "comparison.json"
+    _model("--compare", str(results), "--multiprocessors", "114", "--device-name", "H100 PCIe", "--json", str(out))
+    found = {(r["op"], r["pass"]): r for r in json.loads(out.read_text())}
+    assert set(found) == {("multiview_pool", "forward"), ("multiview_pool", "backward"), ("multiview_pool", "full"),
+                          ("router_mix", "forward")}
+    pool = [found["multiview_pool", p] for p in ("forward", "backward", "full")]
+    assert pool[2]["predicted_us"] == pytest.approx(pool[0]["predicted_us"] + pool[1]["predicted_us"])
+    for row in found.values():
+        assert row["predicted_us"] > 0
+        assert row["predicted_over_measured"] == pytest.approx(row["predicted_us"] / row["measured_us"])
+
+
 @pytest.mark.slow
 def test_the_full_model_covers_every_kernel_shape_dtype_layout_and_gpu(tmp_path):
     """The CI stage: `python -m bench.gpu_model --json PATH` over every preset (minutes on a cold cache)."""
-    from bench.gpu_model.workloads import DTYPES, LAYOUTS, POOL_SHAPES
+    from bench.gpu_model.workloads import DEFAULT_DTYPES, LAYOUTS, POOL_SHAPES
 
     path = tmp_path / "model.json"
     _model("--json", str(path), timeout=3000)
@@ -150,7 +173,7 @@ def test_the_full_model_covers_every_kernel_shape_dtype_layout_and_gpu(tmp_path)
                if r["op"] == "multiview_pool" and r["kernel"] == "all"}
     shapes = [" ".join(f"{k}{v}" for k, v in shape.items()) for shape in POOL_SHAPES]
     expected = {(p, v, s, d, lay, g) for p, v in (("forward", "fused"), ("forward", "two_phase"), ("backward", ""))
-                for s in shapes for d in DTYPES for lay in LAYOUTS for g in GPUS}
+                for s in shapes for d in DEFAULT_DTYPES for lay in LAYOUTS for g in GPUS}
     assert pooling == expected
     assert {(r["op"], r["variant"]) for r in records if r["op"] != "multiview_pool"} >= {
         ("router_mix", ""), ("preference_loss", "focal"), ("preference_loss", "normbt"), ("preference_loss", "normbt_ema")}

@@ -16,12 +16,12 @@ from bench.gpu_model import calibration
 from bench.gpu_model.gpus import GPUS
 from bench.gpu_model.profile import profile
 from bench.gpu_model.records import pass_records
-from bench.gpu_model.workloads import DTYPES, LAYOUTS, POOL_SHAPES, Pass, all_passes
+from bench.gpu_model.workloads import DEFAULT_DTYPES, LAYOUTS, POOL_SHAPES, Pass, all_passes
 
 ARCH = 90  # the runtime variant of an H100 / H200: sm_90
 
 
-def records(gpus=tuple(GPUS), *, ops=("multiview_pool", "router_mix", "preference_loss"), dtypes=tuple(DTYPES),
+def records(gpus=tuple(GPUS), *, ops=("multiview_pool", "router_mix", "preference_loss"), dtypes=DEFAULT_DTYPES,
             pool_shapes=POOL_SHAPES, layouts=LAYOUTS, on_pass: Callable[[Pass], None] | None = None) -> list[dict]:
     """Predicted records for every pass of `ops` on every GPU of `gpus` (keys of `GPUS`). Launch plans
     depend on the SM count only, so GPUs with the same count share the builds."""

@@ -20,7 +20,7 @@ from bench import environment
 from bench.gpu_model import calibration_records, records
 from bench.gpu_model.gpus import GPUS
 from bench.gpu_model.report import PREDICTED, kernel_table, pass_table, plot, text_table, write_section
-from bench.gpu_model.workloads import DTYPES, LAYOUTS, POOL_SHAPES
+from bench.gpu_model.workloads import DEFAULT_DTYPES, DTYPES, LAYOUTS, POOL_SHAPES
 
 OPS = ("multiview_pool", "router_mix", "preference_loss")
 
@@ -30,17 +30,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", type=Path, default=None, help="write the records (a JSON list) to this file")
     parser.add_argument("--gpu", nargs="+", choices=tuple(GPUS), default=list(GPUS))
     parser.add_argument("--ops", nargs="+", choices=OPS, default=list(OPS))
-    parser.add_argument("--dtype", nargs="+", choices=tuple(DTYPES), default=list(DTYPES))
+    parser.add_argument("--dtype", nargs="+", choices=tuple(DTYPES), default=list(DEFAULT_DTYPES))
     parser.add_argument("--layout", nargs="+", choices=LAYOUTS, default=list(LAYOUTS))
     parser.add_argument("--quick", action="store_true", help="pooling at B16 T2048 D4096 in bf16, plus the calibration")
     parser.add_argument("--results-md", type=Path, default=None,
                         help="write the pass and kernel tables and a plot into this file's model section")
     parser.add_argument("--label", default="current", help="the subsection of --results-md to write (default: current)")
+    parser.add_argument("--compare", type=Path, nargs="+", default=None, metavar="RESULTS_JSON",
+                        help="instead: predict every adajudge row of these GPU `python -m bench` results, beside the "
+                             "measured time (with --multiprocessors and --device-name; what bench.gpu_check runs)")
+    parser.add_argument("--multiprocessors", type=int, default=132, help="SMs of the GPU that measured --compare's files")
+    parser.add_argument("--device-name", default="GPU", help="name of the GPU that measured --compare's files")
     return parser
+
+
+def _compare(args) -> int:
+    from bench.gpu_model.compare import compare_files
+
+    rows = compare_files(args.compare, args.multiprocessors, args.device_name)
+    print(f"{'op':15s} {'variant':7s} {'shape':26s} {'pass':8s} {'dtype':5s} {'forward':9s} {'measured µs':>11s} "
+          f"{'predicted µs':>12s} {'pred/meas':>9s}  limiter (predicted)")
+    for r in rows:
+        shape = " ".join(f"{k}{v}" for k, v in r["shape"].items())
+        print(f"{r['op']:15s} {r['variant'] or '–':7s} {shape:26s} {r['pass']:8s} {r['dtype']:5s} {r['pool_forward'] or '–':9s} "
+              f"{r['measured_us']:11.1f} {r['predicted_us']:12.1f} {r['predicted_over_measured']:9.2f}  {r['limiter']}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.compare:
+        return _compare(args)
     started = time.perf_counter()
     ops, dtypes, shapes = args.ops, args.dtype, POOL_SHAPES
     if args.quick:

@@ -36,7 +36,8 @@ FOCAL_SIZES = (4096, 262144, 4194304)
 NORMBT_SIZES = (32, 4096, 65536, 262144)
 NORMBT_DIM = 4096
 VIEWS = 3
-DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
+DEFAULT_DTYPES = ("bf16", "fp32")
 LAYOUTS = ("padded", "packed")
 # The kernel arguments whose one read (forward) or read + write (backward) make each op's floor.
 STREAMED = {"multiview_pool": ("hidden", "d_hidden"),
@@ -186,14 +187,14 @@ def router_passes(rows: int, dtype_name: str) -> Iterator[Pass]:
                _floor("router_mix", "", shape, dtype, "backward"))
 
 
-def loss_passes(variant: str, pairs: int, dtype_name: str) -> Iterator[Pass]:
+def loss_passes(variant: str, pairs: int, dtype_name: str, dim: int = NORMBT_DIM) -> Iterator[Pass]:
     dtype = DTYPES[dtype_name]
     chosen, rejected = torch.empty(pairs, dtype=dtype), torch.empty(pairs, dtype=dtype)
     reprs, scale, shape = (None, None), None, {"N": pairs}
     if variant != "focal":
-        reprs = (torch.empty(pairs, NORMBT_DIM, dtype=dtype), torch.empty(pairs, NORMBT_DIM, dtype=dtype))
+        reprs = (torch.empty(pairs, dim, dtype=dtype), torch.empty(pairs, dim, dtype=dtype))
         scale = torch.ones(()) if variant == "normbt_ema" else None
-        shape = {"N": pairs, "D": NORMBT_DIM}
+        shape = {"N": pairs, "D": dim}
     launches, ops, _ = _record(lambda: preference_loss.preference_loss_fwd(
         chosen, rejected, None, None, *reprs, scale, None, 1.0, 2.0, 0.0, 1e-6))
     floor = _floor("preference_loss", "focal" if variant == "focal" else "normbt", shape, dtype, "forward")
@@ -202,7 +203,7 @@ def loss_passes(variant: str, pairs: int, dtype_name: str) -> Iterator[Pass]:
 
 
 def all_passes(multiprocessors: int, *, ops=("multiview_pool", "router_mix", "preference_loss"),
-               dtypes=tuple(DTYPES), pool_shapes=POOL_SHAPES, layouts=LAYOUTS) -> Iterator[Pass]:
+               dtypes=DEFAULT_DTYPES, pool_shapes=POOL_SHAPES, layouts=LAYOUTS) -> Iterator[Pass]:
     """Every pass of the model's table, planned for a GPU with `multiprocessors` SMs."""
     with assume_multiprocessors(multiprocessors):
         for dtype in dtypes:
