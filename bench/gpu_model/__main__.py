@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -19,7 +21,7 @@ from pathlib import Path
 from bench import environment
 from bench.gpu_model import calibration_records, records
 from bench.gpu_model.gpus import GPUS
-from bench.gpu_model.report import PREDICTED, kernel_table, pass_table, plot, text_table, write_section
+from bench.gpu_model.report import PREDICTED, plot, section_body, targets, text_table, write_section
 from bench.gpu_model.workloads import DEFAULT_DTYPES, DTYPES, LAYOUTS, POOL_SHAPES
 
 OPS = ("multiview_pool", "router_mix", "preference_loss")
@@ -74,21 +76,20 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - started
     print(f"All figures {PREDICTED.replace('**', '')}.\n")
     print(text_table(anchors + found))
-    print(f"\n{len(found)} records in {seconds:.0f} s")
+    goals = targets(found)
+    print("\n" + "\n".join(goals))
+    print(f"\n{len(found)} records in {seconds:.0f} s (Triton {environment.versions()['triton']})")
     if args.json is not None:
         args.json.write_text(json.dumps(anchors + found, indent=1) + "\n")
     if args.results_md is not None:
         git = environment.git_state()
-        image = args.results_md.parent / f"gpu_model_{''.join(c if c.isalnum() else '_' for c in args.label)}.png"
+        slug = re.sub(r"[^A-Za-z0-9]+", "_", args.label).strip("_").lower()
+        image = args.results_md.parent / f"gpu_model_{slug}.png"
         plot(found, image, f"multiview_pool, {args.label}")
-        command = "python -m bench.gpu_model " + " ".join(argv if argv is not None else sys.argv[1:])
-        good, bad = (", ".join(f"{100 * r['predicted_fraction']:.0f} % on {r['gpu']}" for r in anchors if r["variant"] == name)
-                     for name in ("copy_128bit_4warps", "copy_32bit_1warp"))
-        body = (f"`{command}` at commit {git['commit']}{' (with uncommitted changes)' if git['dirty'] else ''}, Triton "
-                f"{environment.versions()['triton']}, {seconds:.0f} s on this machine. Calibration: the streaming copy is "
-                f"predicted at {good} of the copy bandwidth, the bad copy at {bad}."
-                f"\n\n![predicted share of copy bandwidth]({image.name})\n\n#### Passes\n\n{pass_table(found, args.gpu)}"
-                f"\n\n#### Kernels\n\n{kernel_table(found, args.gpu)}")
+        command = shlex.join(["python", "-m", "bench.gpu_model", *(argv if argv is not None else sys.argv[1:])])
+        where = f"commit {(git['commit'] or 'none')[:12]}{' with uncommitted changes' if git['dirty'] else ''}, " \
+                f"Triton {environment.versions()['triton']}, {seconds:.0f} s on this machine"
+        body = section_body(command, where, anchors, found, args.gpu, image.name)
         write_section(args.results_md, args.label, body)
     return 0
 

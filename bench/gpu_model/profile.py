@@ -196,6 +196,10 @@ def profile(launch: Launch) -> KernelProfile:
                 kind = "load" if instruction.is_global_load else "store"
                 tensor = _tensor_of(instruction, memory_ops, kind, block) or "?"
                 widths.setdefault(tensor, {}).setdefault(kind, []).append(instruction.access_bytes * 8)
+    if any(i.base in ("LDGSTS", "UTMALDG", "UBLKCP") for i in code.instructions):
+        notes.append("asynchronous copies (cp.async / TMA): their latency is charged as if waited on in the same loop run")
+    if any(op.name == "scf.while" for op, _ in function.walk()):
+        notes.append("scf.while loops are not evaluated: their bodies count once per enclosing run")
     block_runs = _block_runs(ttir_reader.Program(function, launch.arguments, launch.grid), launch.grid)
     region_runs = block_runs[:, blocks] * np.array(scales)
     requested: dict[str, np.ndarray] = {}

@@ -5,7 +5,8 @@ Keys (stable; `python -m bench.gpu_model --json PATH` writes a list of these):
 - `op, kernel, pass, variant, default, shape, dtype, layout, gpu`: what; `variant` names the pooling
   forward (`fused`, `two_phase`) or the loss (`focal`, `normbt`, `normbt_ema`); `default` is true for what
   `backend="auto"` runs; `kernel` is a Triton kernel's name, `torch:<op>` for a PyTorch op the launcher
-  runs (a zero-fill, a sum), or `all` for the pass (the sum of its kernels' times).
+  runs (a zero-fill, a sum), or `all` for the pass (the sum of its kernels' times); `triton`: the version
+  that built the kernels (3.6 and 3.9 build different SASS).
 - `registers, spills, stack_bytes, shared_bytes, ctas_per_sm, warps_per_sm, occupancy_limit, programs, waves`.
 - `access_bits`: per tensor argument, the widths in bits of its global loads and stores in the SASS
   (`"?"`: accesses the model could not tie to one argument); `streamed_tensors`: the arguments the floor
@@ -22,12 +23,14 @@ Keys (stable; `python -m bench.gpu_model --json PATH` writes a list of these):
 """
 from __future__ import annotations
 
+import triton
+
 from bench.gpu_model.gpus import Gpu
 from bench.gpu_model.model import Prediction, predict_kernel, predict_torch_op
 from bench.gpu_model.profile import KernelProfile
 from bench.gpu_model.workloads import Pass
 
-KEYS = ("op", "kernel", "pass", "variant", "default", "shape", "dtype", "layout", "gpu", "registers", "spills",
+KEYS = ("op", "kernel", "pass", "variant", "default", "shape", "dtype", "layout", "gpu", "triton", "registers", "spills",
         "stack_bytes", "shared_bytes", "ctas_per_sm", "warps_per_sm", "occupancy_limit", "programs", "waves",
         "access_bits", "streamed_tensors", "streamed_128bit", "bytes_in_flight_per_sm", "bytes_in_flight_needed_per_sm",
         "barriers_per_kb", "shared_instructions_per_kb", "dram_bytes", "l2_bytes", "predicted_us", "floor_us",
@@ -43,13 +46,16 @@ def _streamed_128bit(access_bits: dict, streamed) -> bool | None:
     return all(bit == 128 for bit in widths) if widths else None
 
 
+TRITON = triton.__version__
+
+
 def _record(pass_: Pass, gpu_key: str, gpu: Gpu, prediction: Prediction, profile: KernelProfile | None) -> dict:
     floor_us = pass_.floor_bytes / (gpu.copy_gbps * 1e9) * 1e6
     kb = pass_.floor_bytes / 1024
     access_bits = _access_bits(profile) if profile else {}
     return {
         "op": pass_.op, "kernel": prediction.kernel, "pass": pass_.pass_, "variant": pass_.variant, "default": pass_.default,
-        "shape": pass_.shape_label, "dtype": pass_.dtype, "layout": pass_.layout, "gpu": gpu_key,
+        "shape": pass_.shape_label, "dtype": pass_.dtype, "layout": pass_.layout, "gpu": gpu_key, "triton": TRITON,
         "registers": profile.registers if profile else None, "spills": profile.spills if profile else None,
         "stack_bytes": profile.stack_bytes if profile else None, "shared_bytes": profile.shared_bytes if profile else None,
         "ctas_per_sm": prediction.ctas_per_sm, "warps_per_sm": prediction.warps_per_sm,

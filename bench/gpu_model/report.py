@@ -137,6 +137,42 @@ def plot(records: list[dict], path: Path, title: str) -> Path:
     return path
 
 
+def targets(records: list[dict]) -> list[str]:
+    """Issue 17's goals, read off the records: pooling passes at ≥ 80 % of copy bandwidth, and NormBT's
+    distance + loss at N = 32, D = 4096 under 10 % of the default pooling forward at B16 T2048 D4096."""
+    lines = []
+    rows = pass_rows(records)
+    for gpu in dict.fromkeys(r["gpu"] for r in rows):
+        pooling = [r for r in rows if r["gpu"] == gpu and r["op"] == "multiview_pool" and r["default"]]
+        if pooling:
+            met = sum(r["predicted_fraction"] >= 0.8 for r in pooling)
+            worst = min(pooling, key=lambda r: r["predicted_fraction"])
+            lines.append(f"{gpu}: {met} of {len(pooling)} default pooling passes at >= 80 % of copy bandwidth; lowest "
+                         f"{100 * worst['predicted_fraction']:.0f} % ({worst['pass']} {worst['shape']} {worst['dtype']} "
+                         f"{worst['layout']})")
+        for dtype in dict.fromkeys(r["dtype"] for r in rows):
+            loss = [r for r in rows if r["gpu"] == gpu and r["dtype"] == dtype and r["variant"] == "normbt"
+                    and r["shape"] == "N32 D4096"]
+            forward = [r for r in rows if r["gpu"] == gpu and r["dtype"] == dtype and r["op"] == "multiview_pool"
+                       and r["pass"] == "forward" and r["default"] and r["shape"] == "B16 T2048 D4096"
+                       and r["layout"] == "padded"]
+            if loss and forward:
+                ratio = loss[0]["predicted_us"] / forward[0]["predicted_us"]
+                lines.append(f"{gpu} {dtype}: NormBT distance + loss at N32 D4096 = {100 * ratio:.0f} % of the pooling "
+                             f"forward at B16 T2048 D4096 ({loss[0]['predicted_us']:.1f} / {forward[0]['predicted_us']:.1f} µs)")
+    return lines
+
+
+def section_body(command: str, where: str, anchors: list[dict], found: list[dict], gpus: list[str], image: str) -> str:
+    """The markdown of one run in bench/RESULTS.md: command, calibration, goals, plot, pass and kernel tables."""
+    good, bad = (", ".join(f"{100 * r['predicted_fraction']:.0f} % on {r['gpu']}" for r in anchors if r["variant"] == name)
+                 for name in ("copy_128bit_4warps", "copy_32bit_1warp"))
+    goals = "\n".join(f"- {line}" for line in targets(found))
+    return (f"`{command}` ({where}). Calibration: the streaming copy is predicted at {good} of the copy bandwidth, "
+            f"the bad copy at {bad}.\n\n{goals}\n\n![predicted share of copy bandwidth]({image})\n\n#### Passes\n\n"
+            f"{pass_table(found, gpus)}\n\n#### Kernels\n\n{kernel_table(found, gpus)}")
+
+
 def write_section(results_md: Path, label: str, body: str) -> None:
     """Put `body` under `### <label>` in the model's section of `results_md`, replacing an earlier subsection
     with that label and keeping the others (a `before` table stays when an `after` one is added)."""
@@ -145,7 +181,7 @@ def write_section(results_md: Path, label: str, body: str) -> None:
              "and the launch plan for the GPU (docs/gpu_model.md gives the equations, the calibration and how far to "
              "trust them). Measured GPU figures come only from `python -m bench.gpu_check`.\n")
     if SECTION not in text:
-        text = text.rstrip("\n") + "\n\n" + intro
+        text = text.rstrip("\n") + "\n\n" + intro + "\n"
     start = text.index(SECTION)
     following = re.search(r"^## ", text[start + len(SECTION):], flags=re.M)
     end = start + len(SECTION) + following.start() if following else len(text)
