@@ -94,7 +94,9 @@ def _map_loops(function: ttir_reader.Function, regions, notes) -> tuple[list[int
         loop = regions[index].loop
         parent = mapped.get(id(loop.parent)) if loop.parent is not None else None
         lines = regions[index].lines
-        matching = [f for f in fors if f[2] in lines]
+        innermost = {chain[0] for chain in lines if chain}
+        # the whole inlining chain; failing that (Triton 3.6 writes no inlining into the line table) the line alone
+        matching = [f for f in fors if f[2] in lines] or [f for f in fors if f[2] and f[2][0] in innermost]
         nested = [f for f in matching if f[3] is parent]
         candidates = ([f for f in nested if id(f[0]) not in copies] or [f for f in matching if id(f[0]) not in copies]
                       or nested)
@@ -120,12 +122,15 @@ def _map_loops(function: ttir_reader.Function, regions, notes) -> tuple[list[int
 
 
 def _tensor_of(instruction, memory_ops, kind: str, block: int) -> str | None:
-    """The tensor of the TTIR access of the same kind on the instruction's source line; failing that (the
-    line information of a load nested in a call can be off), the one tensor such accesses in the same TTIR
-    block address."""
+    """The tensor of the TTIR access of the same kind on the instruction's source line (with its inlining
+    chain, then the line alone); failing that (the line information of a load nested in a call can be off),
+    the one tensor such accesses in the same TTIR block address."""
     loads = kind == "load"
     same_kind = [m for m in memory_ops if (m.kind == "load") == loads]
-    for candidates in ([m for m in same_kind if m.lines == instruction.lines], [m for m in same_kind if m.block == block]):
+    line = instruction.lines[0] if instruction.lines else None
+    for candidates in ([m for m in same_kind if m.lines == instruction.lines],
+                       [m for m in same_kind if m.lines and m.lines[0] == line],
+                       [m for m in same_kind if m.block == block]):
         tensors = {m.tensor for m in candidates}
         if len(tensors) == 1:
             return tensors.pop()
