@@ -3,7 +3,7 @@ model's table, every figure **predicted**, none measured (docs/gpu_model.md).
 
     python -m bench.gpu_model                                   # every kernel, preset shape, dtype, layout; H100 and H200
     python -m bench.gpu_model --json gpu-model.json             # also one record per kernel × shape × dtype × layout × GPU
-    python -m bench.gpu_model --results-md bench/RESULTS.md --label "after (commit ...)"   # table + plot into RESULTS.md
+    python -m bench.gpu_model --results-md bench/RESULTS.md --label after   # tables into RESULTS.md, plot in docs/
     python -m bench.gpu_model --quick                           # one pooling shape, bf16: the CI smoke run
 
 Builds run for sm_90 with no GPU (Triton's cache and a disassembly cache make a second run fast).
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 import sys
@@ -84,12 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.results_md is not None:
         git = environment.git_state()
         slug = re.sub(r"[^A-Za-z0-9]+", "_", args.label).strip("_").lower()
-        image = args.results_md.parent / f"gpu_model_{slug}.png"
+        image = environment.REPO / "docs" / f"gpu_model_{slug}.png"  # docs/*.png are the images git keeps
         plot(found, image, f"multiview_pool, {args.label}")
         command = shlex.join(["python", "-m", "bench.gpu_model", *(argv if argv is not None else sys.argv[1:])])
         where = f"commit {(git['commit'] or 'none')[:12]}{' with uncommitted changes' if git['dirty'] else ''}, " \
                 f"Triton {environment.versions()['triton']}, {seconds:.0f} s on this machine"
-        body = section_body(command, where, anchors, found, args.gpu, image.name)
+        body = section_body(command, where, anchors, found, args.gpu, os.path.relpath(image, args.results_md.resolve().parent))
         write_section(args.results_md, args.label, body)
     return 0
 
