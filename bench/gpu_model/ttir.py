@@ -144,7 +144,8 @@ def _parse_signature(line: str) -> tuple[str, list[str], dict[str, str]]:
 
 
 def parse(text: str) -> Function:
-    """The public `tt.func` of a TTIR module."""
+    """The public `tt.func` of a TTIR module (the kernel; other functions are skipped: a call to one counts
+    as one op)."""
     locs = {}
     for line in text.splitlines():
         match = re.match(r"^(#loc\d*) = loc\((.*)\)\s*$", line)
@@ -159,9 +160,17 @@ def parse(text: str) -> Function:
         blocks.append(block)
         return block
 
+    skip_until = None  # the closing line of a function other than the kernel (noinline helpers)
     for raw in text.splitlines():
         line = raw.strip()
+        if skip_until is not None:
+            if raw.startswith(skip_until):
+                skip_until = None
+            continue
         if not line or line.startswith("#loc") or line.startswith("module"):
+            continue
+        if line.startswith("tt.func") and (function is not None or not line.startswith("tt.func public")):
+            skip_until = raw[: len(raw) - len(raw.lstrip())] + "}"
             continue
         if line.startswith("tt.func"):
             name, params, param_names = _parse_signature(line)
