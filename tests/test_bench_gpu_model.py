@@ -33,11 +33,84 @@ def _model(*args, timeout=900) -> subprocess.CompletedProcess:
     return done
 
 
+# One child process (the imports cost seconds) computes what the fast tests read: the quick subset's records
+# (pooling at B16 T2048 D4096 bf16 padded, and the calibration), the side-by-side rows of a hand-made GPU bench
+# results.json, and the profile of a small kernel with per-program loop bounds.
+DRIVER = textwrap.dedent('''
+    import json, sys, torch, triton, triton.language as tl
+    from adajudge.kernels.aot import ahead_of_time
+    from adajudge.kernels.launch import Launch
+    from bench.gpu_model import calibration_records, records
+    from bench.gpu_model.compare import compare_files
+    from bench.gpu_model.profile import profile
+    from bench.gpu_model.workloads import POOL_SHAPES
+
+    @triton.jit
+    def block_sum(x, t0, end, D, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):  # inlined: its loop has a call site
+        total = tl.zeros([BLOCK_D], dtype=tl.float32)
+        for d0 in range(0, D, BLOCK_D):
+            offs_t = t0 + tl.arange(0, BLOCK_T)
+            offs_d = d0 + tl.arange(0, BLOCK_D)
+            tile = tl.load(x + offs_t[:, None] * D + offs_d[None, :], mask=(offs_t < end)[:, None], other=0.0)
+            total += tl.sum(tile, axis=0)
+        return total
+
+    @triton.jit
+    def row_sums(x, cu_seqlens, out, D, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
+        row = tl.program_id(0)
+        start, end = tl.load(cu_seqlens + row), tl.load(cu_seqlens + row + 1)
+        total = tl.zeros([BLOCK_D], dtype=tl.float32)
+        for t0 in range(start, end, BLOCK_T):
+            total += block_sum(x, t0, end, D, BLOCK_T, BLOCK_D)
+        tl.store(out + row * BLOCK_D + tl.arange(0, BLOCK_D), total)
+
+    def trips():
+        cu = torch.tensor([0, *torch.tensor(ROW_LENGTHS).cumsum(0).tolist()], dtype=torch.int32)
+        x, out = torch.empty(int(cu[-1]), 256), torch.empty(len(ROW_LENGTHS), 64)
+        launch = Launch(row_sums, (len(ROW_LENGTHS),), {"x": x, "cu_seqlens": cu, "out": out, "D": 256, "BLOCK_T": 8,
+                                                         "BLOCK_D": 64}, 4, 1, None)
+        with ahead_of_time(90):
+            found = profile(launch)
+        loops = [found.region_runs[:, i].tolist() for i, r in enumerate(found.regions) if r.loop_start is not None]
+        return {"loops": loops, "notes": found.notes, "loaded": {t: v.sum(0).tolist() for t, v in found.requested.items()}}
+
+    ROW_LENGTHS = [0, 16, 40, 200]
+    quick = calibration_records() + records(ops=("multiview_pool",), dtypes=("bf16",), pool_shapes=POOL_SHAPES[:1],
+                                            layouts=("padded",))
+    result = {"quick": quick, "compare": compare_files([sys.argv[1]], 114, "H100 PCIe"), "trips": trips()}
+    with open(sys.argv[2], "w") as file:
+        json.dump(result, file)
+''')
+ROW_LENGTHS = (0, 16, 40, 200)
+
+
+def _bench_results(path: Path) -> None:
+    """A GPU `python -m bench` results.json, by hand, at small shapes: pooling in three passes (eager rows too,
+    which get no prediction) and one router row."""
+    shape = {"B": 2, "T": 64, "D": 256}
+    rows = [{"op": "multiview_pool", "variant": "", "shape": shape, "pass": p, "impl": impl, "median_ms": 0.05,
+             "fraction_of_copy_bandwidth": 0.1, "pool_forward": "two_phase"}
+            for p in ("forward", "backward", "full") for impl in ("eager", "adajudge")]
+    rows.append({"op": "router_mix", "variant": "", "shape": {"N": 4096, "V": 3}, "pass": "forward", "impl": "adajudge",
+                 "median_ms": 0.004, "fraction_of_copy_bandwidth": 0.02, "pool_forward": "two_phase"})
+    path.write_text(json.dumps({"meta": {"dtype": "bfloat16", "copy_bandwidth": {"gbps": 2900.0}}, "records": rows}))
+
+
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory) -> list[dict]:
-    path = tmp_path_factory.mktemp("gpu_model") / "model.json"
-    _model("--quick", "--layout", "padded", "--json", str(path))
-    return json.loads(path.read_text())
+def spawned(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("gpu_model")
+    (folder / "driver.py").write_text(DRIVER)  # a file: triton.jit reads a kernel's source
+    _bench_results(folder / "results.json")
+    env = {**_compiled_env(), "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(folder / "driver.py"), str(folder / "results.json"), str(folder / "out.json")],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((folder / "out.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def quick(spawned) -> list[dict]:
+    return spawned["quick"]
 
 
 def _check_schema(records: list[dict]) -> None:
@@ -90,75 +163,21 @@ def test_hidden_is_read_with_128_bit_loads_by_every_pooling_kernel_that_streams_
         assert record["access_bits"]["hidden"]["load"] == [128], (record["kernel"], record["access_bits"]["hidden"])
 
 
-KERNEL = textwrap.dedent('''
-    import json, torch, triton, triton.language as tl
-    from adajudge.kernels.aot import ahead_of_time
-    from adajudge.kernels.launch import Launch
-    from bench.gpu_model.profile import profile
-
-    @triton.jit
-    def block_sum(x, t0, end, D, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):  # inlined: its loop has a call site
-        total = tl.zeros([BLOCK_D], dtype=tl.float32)
-        for d0 in range(0, D, BLOCK_D):
-            offs_t = t0 + tl.arange(0, BLOCK_T)
-            offs_d = d0 + tl.arange(0, BLOCK_D)
-            tile = tl.load(x + offs_t[:, None] * D + offs_d[None, :], mask=(offs_t < end)[:, None], other=0.0)
-            total += tl.sum(tile, axis=0)
-        return total
-
-    @triton.jit
-    def row_sums(x, cu_seqlens, out, D, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
-        row = tl.program_id(0)
-        start, end = tl.load(cu_seqlens + row), tl.load(cu_seqlens + row + 1)
-        total = tl.zeros([BLOCK_D], dtype=tl.float32)
-        for t0 in range(start, end, BLOCK_T):
-            total += block_sum(x, t0, end, D, BLOCK_T, BLOCK_D)
-        tl.store(out + row * BLOCK_D + tl.arange(0, BLOCK_D), total)
-
-    lengths = [0, 16, 40, 200]
-    cu = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
-    x, out = torch.empty(int(cu[-1]), 256), torch.empty(len(lengths), 64)
-    launch = Launch(row_sums, (len(lengths),), {"x": x, "cu_seqlens": cu, "out": out, "D": 256, "BLOCK_T": 8, "BLOCK_D": 64},
-                    4, 1, None)
-    with ahead_of_time(90):
-        found = profile(launch)
-    loops = [(r.loop_start, found.region_runs[:, i].tolist()) for i, r in enumerate(found.regions) if r.loop_start is not None]
-    loaded = {t: v.sum(0).tolist() for t, v in found.requested.items()}
-    print(json.dumps({"loops": loops, "notes": found.notes, "loaded": loaded}))
-''')
-
-
-def test_loop_trip_counts_are_evaluated_per_program_from_the_launch(tmp_path):
+def test_loop_trip_counts_are_evaluated_per_program_from_the_launch(spawned):
     """A kernel whose token loop runs over each packed row (bounds loaded from `cu_seqlens`, so every program
     differs) and a D loop inside it, in an inlined helper (Triton 3.9 writes the inlining into the line
     table, 3.6 does not): the model's runs per program are the exact trip counts."""
-    script = tmp_path / "trips.py"  # a file: triton.jit reads a kernel's source
-    script.write_text(KERNEL)
-    env = {**_compiled_env(), "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    found = json.loads(done.stdout.strip().splitlines()[-1])
-    tokens = [-(-n // 8) for n in (0, 16, 40, 200)]  # token blocks of 8 per row
-    runs = sorted((runs for _, runs in found["loops"]), key=sum)
-    assert runs == [tokens, [4 * t for t in tokens]], found  # the outer loop, then D = 256 in chunks of 64 inside it
+    found = spawned["trips"]
+    blocks = [-(-n // 8) for n in ROW_LENGTHS]  # token blocks of 8 per row
+    assert sorted(found["loops"], key=sum) == [blocks, [4 * b for b in blocks]], found  # then D = 256 by 64 inside
     assert found["notes"] == []
-    assert found["loaded"]["x"][0] == sum(tokens) * 4 * 8 * 64 * 4  # every tile of every program, fp32
+    assert found["loaded"]["x"][0] == sum(blocks) * 4 * 8 * 64 * 4  # every tile of every program, fp32
 
 
-def test_measured_rows_of_a_gpu_bench_run_get_the_model_prediction_beside_them(tmp_path):
+def test_measured_rows_of_a_gpu_bench_run_get_the_model_prediction_beside_them(spawned):
     """What `bench.gpu_check` runs after its bench step: every adajudge row of a `python -m bench` results.json
-    (here a hand-made one at small shapes) gets the model's time on that GPU, `full` = forward + backward."""
-    shape = {"B": 2, "T": 64, "D": 256}
-    rows = [{"op": "multiview_pool", "variant": "", "shape": shape, "pass": p, "impl": impl, "median_ms": 0.05,
-             "fraction_of_copy_bandwidth": 0.1, "pool_forward": "two_phase"}
-            for p in ("forward", "backward", "full") for impl in ("eager", "adajudge")]
-    rows.append({"op": "router_mix", "variant": "", "shape": {"N": 4096, "V": 3}, "pass": "forward", "impl": "adajudge",
-                 "median_ms": 0.004, "fraction_of_copy_bandwidth": 0.02, "pool_forward": "two_phase"})
-    results = tmp_path / "results.json"
-    results.write_text(json.dumps({"meta": {"dtype": "bfloat16", "copy_bandwidth": {"gbps": 2900.0}}, "records": rows}))
-    out = tmp_path / "comparison.json"
-    _model("--compare", str(results), "--multiprocessors", "114", "--device-name", "H100 PCIe", "--json", str(out))
-    found = {(r["op"], r["pass"]): r for r in json.loads(out.read_text())}
+    gets the model's time on that GPU; `full` is forward + backward; eager rows get none."""
+    found = {(r["op"], r["pass"]): r for r in spawned["compare"]}
     assert set(found) == {("multiview_pool", "forward"), ("multiview_pool", "backward"), ("multiview_pool", "full"),
                           ("router_mix", "forward")}
     pool = [found["multiview_pool", p] for p in ("forward", "backward", "full")]
