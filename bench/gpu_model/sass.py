@@ -56,7 +56,7 @@ class Instruction:
 
     @property
     def is_global_load(self) -> bool:
-        return self.base in GLOBAL_LOADS and not (self.base == "LD" and "S" in self.modifiers)
+        return self.base in GLOBAL_LOADS
 
     @property
     def is_global_store(self) -> bool:
