@@ -8,6 +8,10 @@ built by Triton's own `JITFunction.warmup` while `ahead_of_time(arch)` makes Tri
 `cuda:sm_<arch>`, so the build carries exactly the runtime's specialisations (16-byte alignment,
 divisibility by 16, the constexprs, warps, stages and register cap the launcher chose).
 """
+if __name__ != "adajudge.kernels.aot":  # before any import: nothing here runs under another name
+    raise ImportError(f"{__name__}: the repository's kernels/ folder is the package `adajudge.kernels` (a top-level "
+                      "`kernels` is PyPI's kernel hub); install adajudge and import adajudge.kernels")
+
 import contextlib
 import os
 import re
