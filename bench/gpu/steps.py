@@ -296,7 +296,8 @@ def gpu_model(ctx: Context, limit_s: float) -> dict:
     path = ctx.runs / "gpu_model_comparison.json"
     path.unlink(missing_ok=True)
     command = [sys.executable, "-m", "bench.gpu_model", "--compare", *map(str, results), "--multiprocessors",
-               str(props.multi_processor_count), "--device-name", props.name, "--json", str(path)]
+               str(props.multi_processor_count), "--device-name", props.name, "--arch", f"{props.major}{props.minor}",
+               "--json", str(path)]
     finished = process.run("gpu_model", command, limit_s=limit_s, log=ctx.log, env=ctx.env, cwd=ctx.repo)
     rows = _read_json(path)
     if finished.timed_out or finished.returncode != 0 or rows is None:

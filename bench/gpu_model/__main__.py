@@ -44,13 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "measured time (with --multiprocessors and --device-name; what bench.gpu_check runs)")
     parser.add_argument("--multiprocessors", type=int, default=132, help="SMs of the GPU that measured --compare's files")
     parser.add_argument("--device-name", default="GPU", help="name of the GPU that measured --compare's files")
+    parser.add_argument("--arch", type=int, default=90, help="compute capability to build --compare's kernels for (90: sm_90)")
     return parser
 
 
 def _compare(args) -> int:
     from bench.gpu_model.compare import compare_files
 
-    rows = compare_files(args.compare, args.multiprocessors, args.device_name)
+    rows = compare_files(args.compare, args.multiprocessors, args.device_name, args.arch)
     print(f"{'op':15s} {'variant':7s} {'shape':26s} {'pass':8s} {'dtype':5s} {'forward':9s} {'measured µs':>11s} "
           f"{'predicted µs':>12s} {'pred/meas':>9s}  limiter (predicted)")
     for r in rows:

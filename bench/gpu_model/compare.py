@@ -48,14 +48,15 @@ def _predicted_us(passes, row: dict, gpu_key: str, gpu: Gpu) -> tuple[float, str
     return (total, "; ".join(limiters)) if limiters else None
 
 
-def side_by_side(results: dict, multiprocessors: int, device_name: str) -> list[dict]:
-    """Rows of a `python -m bench` results.json (`{"meta", "records"}`) with the model's prediction."""
+def side_by_side(results: dict, multiprocessors: int, device_name: str, arch: int = ARCH) -> list[dict]:
+    """Rows of a `python -m bench` results.json (`{"meta", "records"}`) with the model's prediction, the
+    kernels built for `sm_<arch>` (the measuring GPU's)."""
     meta = results["meta"]
     dtype = BENCH_DTYPES[meta["dtype"]]
     gpu = dataclasses.replace(GPUS["H100"], name=device_name, multiprocessors=multiprocessors,
                               copy_gbps=meta["copy_bandwidth"]["gbps"])
     rows = []
-    with assume_multiprocessors(multiprocessors), ahead_of_time(ARCH):
+    with assume_multiprocessors(multiprocessors), ahead_of_time(arch):
         for record in results["records"]:
             if record["impl"] != "adajudge" or record["op"] not in ("multiview_pool", "router_mix", "preference_loss"):
                 continue
@@ -72,8 +73,8 @@ def side_by_side(results: dict, multiprocessors: int, device_name: str) -> list[
     return rows
 
 
-def compare_files(paths: list[Path], multiprocessors: int, device_name: str) -> list[dict]:
+def compare_files(paths: list[Path], multiprocessors: int, device_name: str, arch: int = ARCH) -> list[dict]:
     rows = []
     for path in paths:
-        rows += side_by_side(json.loads(Path(path).read_text()), multiprocessors, device_name)
+        rows += side_by_side(json.loads(Path(path).read_text()), multiprocessors, device_name, arch)
     return rows
