@@ -5,7 +5,8 @@ Keys (stable; `python -m bench.gpu_model --json PATH` writes a list of these):
 - `op, kernel, pass, variant, default, shape, dtype, layout, gpu`: what; `variant` names the pooling
   forward (`fused`, `two_phase`) or the loss (`focal`, `normbt`, `normbt_ema`); `default` is true for what
   `backend="auto"` runs; `kernel` is a Triton kernel's name, `torch:<op>` for a PyTorch op the launcher
-  runs (a zero-fill, a sum), or `all` for the pass (the sum of its kernels' times); `triton`: the version
+  runs (a zero-fill, a sum), `<name>#2` for a second launch of one in the same pass, or `all` for the pass
+  (the sum of its kernels' times); `triton`: the version
   that built the kernels (3.6 and 3.9 build different SASS).
 - `registers, spills, stack_bytes, shared_bytes, ctas_per_sm, warps_per_sm, occupancy_limit, programs, waves`.
 - `access_bits`: per tensor argument, the widths in bits of its global loads and stores in the SASS
@@ -111,6 +112,11 @@ def pass_records(pass_: Pass, profiles: list[KernelProfile], gpus: dict[str, Gpu
     for gpu_key, gpu in gpus.items():
         kernels = [_record(pass_, gpu_key, gpu, predict_kernel(profile, gpu, pass_.streamed), profile) for profile in profiles]
         kernels += [_record(pass_, gpu_key, gpu, predict_torch_op(op, gpu), None) for op in pass_.torch_ops]
+        seen: dict[str, int] = {}
+        for record in kernels:  # a kernel launched twice in one pass: "name#2" for the second launch
+            seen[record["kernel"]] = seen.get(record["kernel"], 0) + 1
+            if seen[record["kernel"]] > 1:
+                record["kernel"] += f"#{seen[record['kernel']]}"
         records += kernels
         if len(kernels) > 1:
             records.append(_pass_record(kernels))
