@@ -95,11 +95,13 @@ def _map_loops(function: ttir_reader.Function, regions, notes) -> tuple[list[int
         parent = mapped.get(id(loop.parent)) if loop.parent is not None else None
         lines = regions[index].lines
         innermost = {chain[0] for chain in lines if chain}
-        # the whole inlining chain; failing that (Triton 3.6 writes no inlining into the line table) the line alone
-        matching = [f for f in fors if f[2] in lines] or [f for f in fors if f[2] and f[2][0] in innermost]
-        nested = [f for f in matching if f[3] is parent]
-        candidates = ([f for f in nested if id(f[0]) not in copies] or [f for f in matching if id(f[0]) not in copies]
-                      or nested)
+        # by the whole inlining chain, or by the line alone (Triton 3.6 writes no inlining into the line table);
+        # first a loop not taken yet inside the parent's, then one anywhere, then a copy (ptxas unrolled it)
+        exact = [f for f in fors if f[2] in lines]
+        loose = [f for f in fors if f[2] and f[2][0] in innermost and f not in exact]
+        fresh = [f for f in exact + loose if id(f[0]) not in copies]
+        candidates = ([f for f in fresh if f[3] is parent] or fresh
+                      or [f for f in exact + loose if f[3] is parent])
         if not candidates:
             notes.append(f"SASS loop at {loop.start:#x} matches no TTIR loop: counted once per enclosing execution")
             enclosing = next((i for i, r in enumerate(regions) if r.loop is loop.parent), 0)
