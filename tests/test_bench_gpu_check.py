@@ -14,8 +14,8 @@ from bench.gpu.steps import summarize_outcomes, variant_comparison
 from bench.gpu_check import main as gpu_check
 from bench.head_memory import compare
 
-REPORT_KEYS = {"device", "dry_run", "tests", "torch_compile", "cuda_graphs", "bench", "seconds", "head_memory", "ok",
-               "versions", "packages", "skipped"}
+REPORT_KEYS = {"device", "dry_run", "tests", "torch_compile", "cuda_graphs", "bench", "gpu_model", "seconds", "head_memory",
+               "ok", "versions", "packages", "skipped"}
 
 
 class AotTarget:
@@ -127,6 +127,9 @@ def test_gpu_run_without_a_gpu_is_refused_clearly(tmp_path):
 
 
 def test_preflight_skips_a_step_whose_package_is_missing_and_lists_it(tmp_path, monkeypatch, capsys):
+    from bench.gpu.steps import STEPS
+
+    assert set(gpu_check_module.STEP_PACKAGES) == set(STEPS)  # a new step says what it imports
     monkeypatch.setitem(gpu_check_module.STEP_PACKAGES, "head_memory", ("adajudge_absent_package",))
     monkeypatch.setitem(gpu_check_module.OPTIONAL_PACKAGES, "adajudge_absent_plotter", "the plots")
     code = gpu_check(["--dry-run", "--out", str(tmp_path), "--steps", "head_memory"])
