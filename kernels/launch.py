@@ -21,10 +21,13 @@ if __name__ != "adajudge.kernels.launch":  # before any import: nothing here run
 import contextlib
 import dataclasses
 import functools
+import importlib.metadata
 
 import torch
 import triton
+import triton.language as tl
 from torch.library import wrap_triton
+from triton.runtime.errors import InterpreterError
 from triton.runtime.interpreter import InterpretedFunction
 
 # Bytes of one [BLOCK_T, D] token tile that should stay cache-resident between the two sweeps over D that
@@ -110,8 +113,42 @@ def launch(
     options = {"num_warps": num_warps, "num_stages": num_stages} | ({"maxnreg": maxnreg} if maxnreg else {})
     # `wrap_triton` lets torch.compile see the kernel; the CPU interpreter compiles nothing, and some torch
     # releases (2.11) refuse its interpreted kernels there.
-    runner = kernel if isinstance(kernel, InterpretedFunction) else wrap_triton(kernel)
+    if isinstance(kernel, InterpretedFunction):
+        check_interpreter()
+        runner = kernel
+    else:
+        runner = wrap_triton(kernel)
     runner[grid](**arguments, **options)
+
+
+@triton.jit
+def _runtime_bound_loop_kernel(out, n):
+    count = 0
+    for _ in range(0, n):
+        count += 1
+    tl.store(out, count)
+
+
+@functools.cache
+def interpreter_runs_loops() -> bool:
+    """Whether Triton's CPU interpreter runs a loop whose bound is a runtime value, as every kernel here has.
+    Triton 3.6's does not under numpy 2.4 or later: it takes the bound with `int()` of a one-element array,
+    which those numpy releases refuse (triton-lang/triton#9171, fixed in Triton 3.7)."""
+    out = torch.zeros(1, dtype=torch.int32)
+    try:
+        _runtime_bound_loop_kernel[(1,)](out, 3)
+    except InterpreterError:
+        return False
+    return int(out.item()) == 3
+
+
+def check_interpreter() -> None:
+    """Raise `RuntimeError`, naming the fix, where the CPU interpreter cannot run the kernels (see above)."""
+    if not interpreter_runs_loops():
+        raise RuntimeError(
+            f"Triton {triton.__version__}'s CPU interpreter (TRITON_INTERPRET=1) cannot run adajudge's kernels with "
+            f"numpy {importlib.metadata.version('numpy')}: it reads loop bounds in a way numpy >= 2.4 refuses "
+            "(triton-lang/triton#9171). Install 'numpy<2.4' or 'triton>=3.7', or use backend='torch' on CPU")
 
 
 def on_device(tensor: torch.Tensor):
