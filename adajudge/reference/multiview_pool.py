@@ -47,9 +47,9 @@ def multiview_pool(
     batch, length = response.shape
 
     positions = torch.arange(length, device=hidden.device).expand(batch, length)
-    last_index = torch.where(response, positions, -1).amax(dim=1)  # τ_b, -1 when R_b is empty
-    has_response = (last_index >= 0).to(compute_dtype)
-    z_last = h[torch.arange(batch, device=hidden.device), last_index.clamp(min=0)] * has_response[:, None]
+    # τ_b, -1 when R_b is empty (packed rows that are all empty leave no token at all: T = 0)
+    last_index = torch.where(response, positions, -1).amax(dim=1) if length else positions.new_full((batch,), -1)
+    z_last = torch.where((positions == last_index[:, None])[..., None], h, 0).sum(1)  # zero when R_b is empty
 
     def masked_mean(mask):
         weights = mask.to(compute_dtype)
