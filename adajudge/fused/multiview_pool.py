@@ -52,7 +52,7 @@ def _row_dots(h, vectors):
 
 def packed_positions(cu_seqlens: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`(row, column)` `[total_T]` int64 of every packed token in the padded layout; sync-free."""
-    starts = cu_seqlens.to(torch.int64)
+    starts = cu_seqlens.to(torch.int64).contiguous()  # searchsorted warns on (and copies) strided boundaries
     tokens = torch.arange(total, device=cu_seqlens.device)
     row = torch.searchsorted(starts[1:], tokens, right=True)
     return row, tokens - starts[row]
