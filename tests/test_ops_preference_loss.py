@@ -3,7 +3,7 @@ import functools
 
 import pytest
 import torch
-from op_cases import BACKENDS, DEVICE, LOW_PRECISION
+from op_cases import BACKENDS, DEVICE, LOW_PRECISION, check_against_reference
 
 from adajudge.ops import preference_loss
 from adajudge.testing import check_op
@@ -18,6 +18,45 @@ def test_matches_reference(backend, dtype):
     results = check_op(functools.partial(preference_loss, backend=backend), "preference_loss", device=DEVICE,
                        dtypes=[dtype], examples=EXAMPLES)
     assert [(r.layout, r.cases) for r in results] == [("dense", EXAMPLES)]
+
+
+def loss_case(spec, dtype):
+    """`(inputs, differentiable, grad_outputs, options)` of `spec` in `dtype`."""
+    pairs = spec["pairs"]
+    gen = torch.Generator().manual_seed(spec["seed"])
+    new = lambda *shape: torch.randn(*shape, generator=gen)
+    inputs = {"chosen": (spec["scale"] * new(pairs)).to(dtype).to(DEVICE),
+              "rejected": (spec["scale"] * new(pairs)).to(dtype).to(DEVICE)}
+    differentiable = ["chosen", "rejected"]
+    if spec["margin"]:
+        inputs["margin"] = new(pairs).abs().to(dtype).to(DEVICE)
+        differentiable.append("margin")
+    if spec["weights"]:
+        inputs["weights"] = torch.rand(pairs, generator=gen).to(dtype).to(DEVICE)
+        differentiable.append("weights")
+    options = {key: spec[key] for key in ("temperature", "gamma", "center_coef", "reduction")}
+    if spec["repr_dim"]:
+        inputs["chosen_repr"] = new(pairs, spec["repr_dim"]).to(dtype).to(DEVICE)
+        inputs["rejected_repr"] = new(pairs, spec["repr_dim"]).to(dtype).to(DEVICE)
+        if spec["norm_scale"] is not None:
+            options["norm_scale"] = spec["norm_scale"]
+    grad_shape = (pairs,) if options["reduction"] == "none" else ()
+    return inputs, differentiable, [torch.randn(grad_shape, generator=gen).to(DEVICE)], options
+
+
+# Found by hypothesis (test_matches_reference[torch.float16-triton], "d_chosen: non-finite values"): at seed 108
+# pair 96's one-dimensional representations round to the same fp16 value, a duplicated pair at distance 0,
+# which NormBT weighed μ/ε ≈ 10⁶ before the factor was capped (`NORMBT_MAX_FACTOR`): its summed gradient
+# overflowed fp16 on the torch and triton paths.
+DUPLICATED_PAIR = {"pairs": 100, "seed": 108, "scale": 1.0, "margin": False, "weights": False, "temperature": 1.0,
+                   "gamma": 0.0, "center_coef": 0.0, "reduction": "sum", "repr_dim": 1, "norm_scale": None}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", LOW_PRECISION, ids=str)
+def test_the_duplicated_pair_hypothesis_found(backend, dtype):
+    inputs, differentiable, grads, options = loss_case(DUPLICATED_PAIR, dtype)
+    check_against_reference("preference_loss", inputs, differentiable, grads, backend, dtype, [torch.float32], **options)
 
 
 def test_fused_torch_path_gradcheck_fp64():
