@@ -189,6 +189,8 @@ def test_pooling_cases_cover_padding_sides_empty_views_strides_and_mask_dtypes()
     assert any(not case.grad_outputs[0].is_contiguous() for case in padded)
     assert any("hidden" not in case.differentiable for case in padded)  # a frozen backbone
     assert {None, (), (1,)} == {None if c.inputs["attn_bias"] is None else tuple(c.inputs["attn_bias"].shape) for c in padded}
+    padding = [c.inputs["hidden"][~c.inputs["attention_mask"].bool()] for c in padded]
+    assert any(p.isnan().any() for p in padding) and any(p.isinf().any() for p in padding)  # tokens no view may read
 
 
 def test_packed_cases_cover_empty_rows_all_empty_packs_and_max_seqlen():
@@ -221,6 +223,10 @@ def test_router_and_loss_cases_cover_saturation_normbt_and_reductions():
     assert scales == {"NoneType", "float", "Tensor"}
     assert any(c.inputs["chosen"].stride(0) == 2 for c in loss)
     assert any(c.inputs["margin"] is not None and c.inputs["weights"] is not None for c in loss)
+    assert any(c.inputs["chosen_repr"] is not None and (c.inputs["chosen_repr"] == c.inputs["rejected_repr"]).all(1).any()
+               for c in loss)  # a duplicated pair
+    empty = {c.inputs["reduction"] for c in loss if c.inputs["chosen"].numel() == 0}
+    assert empty and empty <= {"sum", "none"}  # no pairs, where the op allows it
 
 
 def test_every_dtype_and_layout_builds_valid_input():

@@ -12,14 +12,17 @@ What the builders cover (docs/design.md §2-§6 state what is valid):
 - `multiview_pool`, layout `"packed"`: `[total_T, D]` with 1..5 rows of 0..12 tokens (empty rows, and packs
   whose rows are all empty), int32 or int64 `cu_seqlens`, `max_seqlen` exact, omitted or larger than
   the longest row; an attention mask of ones or with holes.
+- both pooling layouts: padding tokens holding finite values, NaN or +Inf (tokens outside a view never
+  reach it).
 - both pooling layouts: masks as int64, bool, int32, uint8 or int8; `attn_bias` absent, a scalar or a
   one-element tensor; a frozen `hidden` (no gradient) beside trainable pooling weights; attention weights
   ×4 and bias ×30 (scores up to ±100, a saturated softmax).
 - `router_mix` (layout `"dense"`): B in 1..150 rows, V in 1..5 views, temperature in [0.1, 5], logits
   scaled up to ×300 (a saturated router: probabilities that underflow to 0).
-- `preference_loss` (layout `"dense"`): 1..100 pairs, rewards scaled up to ×1000, optional margins and
-  weights, temperature, focal γ in {0, 0.5, 2, 3}, centering, every reduction, NormBT with D in
-  {1, 7, 64, 100} and μ as the batch mean, a float or a one-element tensor.
+- `preference_loss` (layout `"dense"`): 1..100 pairs (none for the `"sum"` and `"none"` reductions),
+  rewards scaled up to ×100 (a saturated σ), optional margins and weights, temperature, focal γ in
+  {0, 0.5, 2, 3}, centering, every reduction, NormBT with D in {1, 7, 64, 100}, a duplicated pair (distance
+  0) and μ as the batch mean, a float or a one-element tensor.
 - every op: each float dtype (fp32, bf16, fp16, fp64); strided and non-contiguous inputs and upstream
   gradients (permuted axes, rows inside a wider buffer, every other element). The gaps of a strided
   tensor hold NaN (masks: 5), so a kernel that reads outside the view shows it.
@@ -40,6 +43,10 @@ POOL_DIMS = (1, 3, 8, 17, 40, 64)
 # exceeds the rule (error 3-9× PyTorch's own) — reported in issue 19's closing note for the kernel rewrite.
 POOL_WEIGHT_SCALES = (1.0, 4.0)
 POOL_BIAS_SCALES = (1.0, 30.0)
+PADDING_VALUES = ("finite", "nan", "inf")  # what the hidden states of padding tokens hold
+# Reward magnitudes of the loss: typical, and large enough that σ(Δ) saturates and softplus is linear (×1000
+# is left out: fp16 gradients of the weights, |Δ|·10 (the NormBT cap)·|upstream|, then pass fp16's range).
+LOSS_REWARD_SCALES = (1.0, 8.0, 100.0)
 PRINTED_VALUES = 64  # integer tensors up to this size are printed whole in a case's description
 
 
@@ -221,7 +228,11 @@ def _multiview_pool_case(choices: Choices, dtype: torch.dtype, layout: str) -> C
     bias_scale = choices.sample(POOL_BIAS_SCALES) if bias_kind != "none" else 1.0
     frozen_hidden = choices.boolean()
 
-    hidden = _values(generator, *token_shape, dim).to(dtype)
+    hidden = _values(generator, *token_shape, dim)
+    padding = choices.sample(PADDING_VALUES)
+    if padding != "finite":  # tokens outside every view hold NaN or ±Inf: no view may read them
+        hidden[~attention.bool()] = float("nan") if padding == "nan" else float("inf")
+    hidden = hidden.to(dtype)
     hidden = _relayout(hidden, choices.sample(("contiguous", *hidden_layouts, "wide_rows", "every_other")))
     attn_weight = _relayout(_values(generator, dim, scale=weight_scale).to(dtype), choices.sample(("contiguous", "every_other")))
     bias_shape = {"none": None, "scalar": (), "one_element": (1,)}[bias_kind]
@@ -239,7 +250,8 @@ def _multiview_pool_case(choices: Choices, dtype: torch.dtype, layout: str) -> C
     }
     differentiable = (*(() if frozen_hidden else ("hidden",)), "attn_weight", *(() if attn_bias is None else ("attn_bias",)))
     note = f"values: seed {seed}, attn_weight ×{weight_scale:g}" + (
-        f", attn_bias ×{bias_scale:g}" if attn_bias is not None else "")
+        f", attn_bias ×{bias_scale:g}" if attn_bias is not None else "") + (
+        f", padding tokens hold {padding}" if padding != "finite" else "")
     return Case("multiview_pool", dtype, layout, inputs, differentiable, (grad_views,), note)
 
 
@@ -269,8 +281,9 @@ def _router_mix_case(choices: Choices, dtype: torch.dtype, layout: str) -> Case:
 def _preference_loss_case(choices: Choices, dtype: torch.dtype, layout: str) -> Case:
     seed = choices.integer(0, 2**16)
     generator = torch.Generator().manual_seed(seed)
-    pairs = choices.integer(1, 100)
-    scale = choices.sample((1.0, 8.0, 1000.0))
+    reduction = choices.sample(("mean", "sum", "none"))
+    pairs = choices.integer(1 if reduction == "mean" else 0, 100)  # no pairs: an empty loss, or 0
+    scale = choices.sample(LOSS_REWARD_SCALES)
     reward_layout = choices.sample(("contiguous", "every_other"))
     inputs = {
         "chosen": _relayout(_values(generator, pairs, scale=scale).to(dtype), reward_layout),
@@ -283,13 +296,16 @@ def _preference_loss_case(choices: Choices, dtype: torch.dtype, layout: str) -> 
         "chosen_repr": None,
         "rejected_repr": None,
         "norm_scale": None,
-        "reduction": choices.sample(("mean", "sum", "none")),
+        "reduction": reduction,
     }
     if choices.boolean():  # NormBT
         dim = choices.sample((1, 7, 64, 100))
         repr_layout = choices.sample(("contiguous", "reversed", "wide_rows"))
-        inputs["chosen_repr"] = _relayout(_values(generator, pairs, dim).to(dtype), repr_layout)
-        inputs["rejected_repr"] = _relayout(_values(generator, pairs, dim).to(dtype), repr_layout)
+        chosen_repr, rejected_repr = _values(generator, pairs, dim), _values(generator, pairs, dim)
+        if pairs and choices.boolean():  # a duplicated pair: distance 0
+            rejected_repr[0] = chosen_repr[0]
+        inputs["chosen_repr"] = _relayout(chosen_repr.to(dtype), repr_layout)
+        inputs["rejected_repr"] = _relayout(rejected_repr.to(dtype), repr_layout)
         norm_scale = choices.sample(("batch_mean", "float", "tensor"))
         if norm_scale == "float":
             inputs["norm_scale"] = choices.sample((0.5, 3.0))

@@ -53,7 +53,7 @@ def multiview_pool_cases(*, dtype=None, layout=None, device="cpu"):
     rows of padding only) and packed (`cu_seqlens` int32/int64, empty rows, `max_seqlen` exact, omitted or
     larger); masks in five integer/bool dtypes; strided `hidden`, masks, `attn_weight`, `cu_seqlens` and
     upstream gradients; `attn_bias` absent, scalar or `[1]`; frozen `hidden`; attention weights ×4 and
-    bias ×30 (scores up to ±100: a saturated attention softmax)."""
+    bias ×30 (scores up to ±100: a saturated attention softmax); padding tokens holding NaN or Inf."""
     return cases("multiview_pool", dtype=dtype, layout=layout, device=device)
 
 
@@ -64,9 +64,9 @@ def router_mix_cases(*, dtype=None, device="cpu"):
 
 
 def preference_loss_cases(*, dtype=None, device="cpu"):
-    """`preference_loss` cases: 1..100 pairs, rewards up to ×1000, margins, weights, temperature, focal γ,
-    centering, every reduction, NormBT (D in {1, 7, 64, 100}; μ the batch mean, a float or a tensor),
-    strided rewards and representations."""
+    """`preference_loss` cases: 1..100 pairs (none for "sum" and "none"), rewards up to ×100, margins,
+    weights, temperature, focal γ, centering, every reduction, NormBT (D in {1, 7, 64, 100}; a duplicated
+    pair; μ the batch mean, a float or a tensor), strided rewards and representations."""
     return cases("preference_loss", dtype=dtype, device=device)
 
 
