@@ -1,5 +1,7 @@
 """`torch.library.opcheck` on every custom op adajudge registers (schema, fake tensors, autograd registration,
 AOT dispatch), forward and backward ops of each op, padded and packed, in each kernel dtype."""
+import functools
+
 import pytest
 import torch
 from op_cases import DEVICE, LOW_PRECISION
@@ -13,19 +15,19 @@ KNOWN_OPS = {"adajudge::multiview_pool_fwd", "adajudge::multiview_pool_bwd", "ad
              "adajudge::router_mix_bwd", "adajudge::preference_loss_fwd"}
 
 
-@pytest.fixture(scope="module")
-def calls() -> dict:
-    return {case: sample_calls(case[0], dtype=case[1], layout=case[2], device=DEVICE) for case in CASES}
+@functools.cache
+def _calls(op, dtype, layout) -> list[OpCall]:
+    return sample_calls(op, dtype=dtype, layout=layout, device=DEVICE)
 
 
-def test_the_registered_ops_are_found_and_every_one_is_reached(calls):
+def test_the_registered_ops_are_found_and_every_one_is_reached():
     assert KNOWN_OPS <= set(registered_ops())
-    assert unreached_ops([call for case_calls in calls.values() for call in case_calls]) == []
+    assert unreached_ops([call for case in CASES for call in _calls(*case)]) == []
 
 
 @pytest.mark.parametrize(("op", "dtype", "layout"), CASES, ids=lambda value: str(value).removeprefix("torch."))
-def test_opcheck_passes(calls, op, dtype, layout):
-    recorded = calls[(op, dtype, layout)]
+def test_opcheck_passes(op, dtype, layout):
+    recorded = _calls(op, dtype, layout)
     assert "forward" in {call.phase for call in recorded}  # (the loss backward is PyTorch, no custom op)
     assert any(a.requires_grad for call in recorded if call.phase == "forward" for a in call.args
                if isinstance(a, torch.Tensor))  # so the autograd registration and AOT gradients are checked
