@@ -16,11 +16,11 @@ from adajudge.selftest.rows import BACKENDS, plan, run_row, skip_reason
 from adajudge.testing.cases import DTYPES
 from adajudge.testing.check import hypothesis_available
 
-# Cases per row by default. Each new shape, stride class or dtype of a Triton row is a kernel compile on a
-# GPU (~0.15-0.2 s each; 15 cases per row reach ~320 distinct specialisations in all), so those rows draw
-# fewer cases: the default run is estimated at 1.5 minutes on a GPU with an empty Triton cache, half a
-# minute with a warm one (docs/testing.md shows the estimate).
-DEFAULT_EXAMPLES = {"triton": 15, "torch": 50, "reference": 50}
+# Cases per row by default, sized to finish in under 2 minutes on a GPU with an empty Triton cache (an
+# estimate from CPU timings, docs/testing.md): each new shape, stride class or dtype on a Triton row is a
+# kernel compile there (~0.15-0.25 s; 10 cases per row reach ~230 distinct specialisations in all), so those
+# rows draw fewer cases.
+DEFAULT_EXAMPLES = {"triton": 10, "torch": 50, "reference": 50}
 TABLE_WIDTH = 140
 DTYPE_NAMES = {str(dtype).removeprefix("torch."): dtype for dtype in DTYPES}
 
