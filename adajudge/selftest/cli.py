@@ -78,6 +78,23 @@ def _unreached(rows) -> list[str]:
     return [name for name in registered_ops() if name not in reached]
 
 
+def _run_rows(rows, *, device, examples, engine, console, after_row) -> None:
+    """Run every row in order under a progress bar counting cases; `after_row()` after each."""
+    runnable = [row for row in rows if skip_reason(row.backend, device) is None]
+    with _hypothesis_out_of_the_way() if engine == "hypothesis" else contextlib.nullcontext(), Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+            transient=True) as progress:
+        task = progress.add_task("self-test", total=sum(examples(row) for row in runnable))
+        done = 0
+        for row in rows:
+            progress.update(task, description=row.label)
+            run_row(row, device=device, examples=examples(row), on_case=lambda: progress.advance(task))
+            if row in runnable:
+                done += examples(row)
+                progress.update(task, completed=done)
+            after_row()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.examples is not None and args.examples < 1:
@@ -92,28 +109,21 @@ def main(argv: list[str] | None = None) -> int:
     if engine == "seeded":
         console.print("hypothesis is not installed: each row runs a fixed seeded list of cases, and a failing case is "
                       "not shrunk (pip install 'adajudge[testing]')")
-    started = time.perf_counter()
-    runnable = [row for row in rows if skip_reason(row.backend, device) is None]
-    def examples(row) -> int:
-        return DEFAULT_EXAMPLES[row.backend] if args.examples is None else args.examples
-
-    with _hypothesis_out_of_the_way() if engine == "hypothesis" else contextlib.nullcontext(), Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-            transient=True) as progress:
-        task = progress.add_task("self-test", total=sum(examples(row) for row in runnable))
-        done = 0
-        for row in rows:
-            progress.update(task, description=row.label)
-            run_row(row, device=device, examples=examples(row), on_case=lambda: progress.advance(task))
-            if row in runnable:
-                done += examples(row)
-                progress.update(task, completed=done)
-    unreached = _unreached(rows) if set(args.ops) == set(OPS) and any(
-        row.backend == "triton" and row.status != "skipped" for row in rows) else []
-    seconds = time.perf_counter() - started
     meta = {"command": " ".join(["python -m adajudge.selftest", *(sys.argv[1:] if argv is None else argv)]),
             **report.environment(device), "engine": engine,
-            "examples": DEFAULT_EXAMPLES if args.examples is None else args.examples, "seconds": round(seconds, 1)}
+            "examples": DEFAULT_EXAMPLES if args.examples is None else args.examples}
+    started = time.perf_counter()
+
+    def write(unreached: list[str], complete: bool) -> None:
+        if args.json is not None:  # after every row, so a run cut short keeps what it checked
+            report.write_json(args.json, rows=rows, unreached=unreached,
+                              meta={**meta, "seconds": round(time.perf_counter() - started, 1), "complete": complete})
+
+    _run_rows(rows, device=device, examples=lambda row: DEFAULT_EXAMPLES[row.backend] if args.examples is None else args.examples,
+              engine=engine, console=console, after_row=lambda: write([], complete=False))
+    unreached = _unreached(rows) if set(args.ops) == set(OPS) and any(
+        row.backend == "triton" and row.status != "skipped" for row in rows) else []
+    write(unreached, complete=True)
     per_row = (", ".join(f"{n} for {b}" for b, n in DEFAULT_EXAMPLES.items() if b in args.backend)
                if args.examples is None else str(args.examples))
     title = (f"adajudge self-test on {meta['device']['name']} ({args.device}"
@@ -125,7 +135,6 @@ def main(argv: list[str] | None = None) -> int:
     for name in unreached:
         console.print(f"{name}: registered, but no case calls it, so opcheck never checked it", style="bold red")
     counts = {status: sum(row.status == status for row in rows) for status in ("passed", "failed", "skipped")}
-    console.print(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped in {seconds:.0f} s")
-    if args.json is not None:
-        report.write_json(args.json, rows=rows, unreached=unreached, meta=meta)
+    console.print(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped "
+                  f"in {time.perf_counter() - started:.0f} s")
     return 1 if counts["failed"] or unreached else 0

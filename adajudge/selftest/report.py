@@ -74,9 +74,10 @@ def failures(rows: list[Row]) -> list[str]:
 
 
 def write_json(path: Path, *, rows: list[Row], unreached: list[str], meta: dict) -> None:
-    """`{schema, ..., passed, unreached_ops, records: [one per row]}`, written atomically."""
+    """`{schema, ..., complete, passed, unreached_ops, records: [one per row]}`, written atomically; rows not
+    run yet have status "pending"."""
     report = {"schema": SCHEMA, **meta, "unreached_ops": unreached,
-              "passed": not unreached and all(row.status != "failed" for row in rows),
+              "passed": meta.get("complete", True) and not unreached and all(row.status != "failed" for row in rows),
               "records": [row.record() for row in rows]}
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
