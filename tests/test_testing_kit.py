@@ -213,6 +213,16 @@ def test_strided_gaps_hold_nan():
     assert buffer[1::2].isnan().all() and not hidden.isnan().any()
 
 
+def test_a_case_moves_to_another_device_with_its_strides():
+    """`Case.to` keeps every input's strides (a strided view stays strided on the GPU): checked on the meta
+    device here, where nothing is copied but the layout is."""
+    for case in _drawn("multiview_pool", "packed", count=40) + _drawn("preference_loss", "dense", count=40):
+        moved = case.to("meta")
+        for name, value in case.inputs.items():
+            if isinstance(value, torch.Tensor):
+                assert moved.inputs[name].device.type == "meta" and moved.inputs[name].stride() == value.stride(), name
+
+
 def test_router_and_loss_cases_cover_saturation_normbt_and_reductions():
     router = _drawn("router_mix", "dense", count=100)
     assert any(c.inputs["router_logits"].abs().max() > 200 for c in router)

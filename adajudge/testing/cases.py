@@ -118,12 +118,15 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 
 def _to_device(tensor: torch.Tensor, device) -> torch.Tensor:
-    """`tensor` on `device` with its strides (a plain `.to` makes strided views contiguous)."""
+    """`tensor` on `device` with its strides (a plain `.to` makes strided views contiguous), the gaps of a
+    strided view holding NaN (integers: 5) as `_relayout` leaves them."""
     if tensor.device == torch.device(device):
         return tensor
-    span = max(((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride())), default=0) + 1
-    storage = torch.as_strided(tensor, (span,), (1,), tensor.storage_offset()) if tensor.numel() else tensor.reshape(0)
-    return torch.as_strided(storage.to(device), tensor.shape, tensor.stride()) if tensor.numel() else tensor.to(device)
+    moved = torch.empty_strided(tensor.shape, tensor.stride(), dtype=tensor.dtype, device=device)
+    if not moved.is_contiguous():
+        elements = moved.untyped_storage().nbytes() // moved.element_size()
+        torch.as_strided(moved, (elements,), (1,)).fill_(float("nan") if tensor.is_floating_point() else 5)
+    return moved.copy_(tensor)
 
 
 def _describe_value(value) -> str:
