@@ -133,8 +133,25 @@ def _multiprocessors(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 
 
+_assumed_multiprocessors: list[int] = []
+
+
+@contextlib.contextmanager
+def assume_multiprocessors(count: int):
+    """Plan every launch in the block as for a CUDA GPU with `count` SMs, whatever device the tensors are on:
+    how the static GPU model (`python -m bench.gpu_model`) reads a GPU's launch plan with no GPU."""
+    _assumed_multiprocessors.append(count)
+    try:
+        yield
+    finally:
+        _assumed_multiprocessors.pop()
+
+
 def target_programs(device: torch.device) -> int:
-    """How many programs fill `device`: `PROGRAMS_PER_SM` per SM on CUDA; a few under the CPU interpreter."""
+    """How many programs fill `device`: `PROGRAMS_PER_SM` per SM on CUDA (or on the GPU that
+    `assume_multiprocessors` names); a few under the CPU interpreter."""
+    if _assumed_multiprocessors:
+        return PROGRAMS_PER_SM * _assumed_multiprocessors[-1]
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         return PROGRAMS_PER_SM * _multiprocessors(index)
