@@ -37,7 +37,11 @@ def _subset(kind: str, allowed):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m adajudge.selftest", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m adajudge.selftest",
+        description="Do adajudge's kernels give the right answers here? Every op x backend x dtype x layout the device "
+                    "supports against adajudge.reference (forward and every gradient, the test suite's tolerance rule), "
+                    "and torch.library.opcheck on the custom ops. Exit status 1 on any failure.")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu",
                         help="where to run (default: cuda if available)")
     parser.add_argument("--backend", type=_subset("backends", BACKENDS), default=list(BACKENDS),
