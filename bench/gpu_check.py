@@ -10,9 +10,11 @@ On a machine with one CUDA GPU and the project installed (`pip install --no-deps
 4. `head_memory`: `AdaJudgeHead` peak memory on bf16 `hidden`, pooled in bf16 vs upcast first.
 5. `bench`: `python -m bench --preset pooling` and `--quick`, once per pooling forward variant
    (`$ADAJUDGE_POOL_FORWARD`), GB/s against the GPU's copy bandwidth measured in the same run.
+6. `gpu_model`: the static model's predicted time beside every adajudge row step 5 measured
+   (`python -m bench.gpu_model --compare`, on this GPU's SM count and measured copy bandwidth).
 
 Writes `DIR/gpu_check.json` (keys `device`, `dry_run`, `tests`, `torch_compile`, `cuda_graphs`,
-`head_memory`, `bench`, `seconds`, `ok`, versions, packages, skipped steps with reasons), rewritten after
+`head_memory`, `bench`, `gpu_model`, `seconds`, `ok`, versions, packages, skipped steps with reasons), rewritten after
 every step; `DIR/gpu_check.md`, a summary; `DIR/gpu_check.log`, every child process's output; and
 `DIR/runs/`, per-run files (bench results and plots). The JSON holds every figure: it is the one file to
 keep.

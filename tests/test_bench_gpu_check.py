@@ -13,8 +13,8 @@ from bench.gpu.steps import summarize_outcomes, variant_comparison
 from bench.gpu_check import main as gpu_check
 from bench.head_memory import compare
 
-REPORT_KEYS = {"device", "dry_run", "tests", "torch_compile", "cuda_graphs", "bench", "seconds", "head_memory", "ok",
-               "versions", "packages", "skipped"}
+REPORT_KEYS = {"device", "dry_run", "tests", "torch_compile", "cuda_graphs", "bench", "gpu_model", "seconds", "head_memory",
+               "ok", "versions", "packages", "skipped"}
 
 
 class AotTarget:

@@ -10,6 +10,8 @@ a dict with `status` ("ok", "failed", "timed_out" or "skipped"), `reason` when n
 - `bench`: `python -m bench` for `BENCH_RUNS`, once per pooling forward variant, with the run's measured
   copy bandwidth; each run stops starting cases at its soft limit and is killed at its hard limit, and
   keeps what it measured (`results.json` is written after every case).
+- `gpu_model`: the static model's prediction beside every adajudge row the bench step measured
+  (`python -m bench.gpu_model --compare`; skipped in a dry run).
 """
 from __future__ import annotations
 
@@ -277,5 +279,33 @@ def bench(ctx: Context, limit_s: float) -> dict:
     return summary
 
 
-STEPS = {"tests": tests, "torch_compile": torch_compile, "cuda_graphs": cuda_graphs, "head_memory": head_memory, "bench": bench}
-SHARES_S = {"tests": 150, "torch_compile": 100, "cuda_graphs": 40, "head_memory": 25, "bench": 165}  # of the 480 s budget
+# ----- the static model beside the measurements
+
+
+def gpu_model(ctx: Context, limit_s: float) -> dict:
+    """`python -m bench.gpu_model --compare` on the bench step's results: the model's predicted time for every
+    adajudge row measured, on this GPU's SM count and the copy bandwidth each run measured."""
+    results = sorted(ctx.runs.glob("bench-*/results.json"))
+    if ctx.dry_run:
+        return {"status": "skipped", "reason": "a dry run measures no GPU time to set predictions beside"}
+    if not results:
+        return {"status": "skipped", "reason": "no bench results to compare with (the bench step did not run)"}
+    import torch
+
+    props = torch.cuda.get_device_properties(0)
+    path = ctx.runs / "gpu_model_comparison.json"
+    path.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "bench.gpu_model", "--compare", *map(str, results), "--multiprocessors",
+               str(props.multi_processor_count), "--device-name", props.name, "--arch", f"{props.major}{props.minor}",
+               "--json", str(path)]
+    finished = process.run("gpu_model", command, limit_s=limit_s, log=ctx.log, env=ctx.env, cwd=ctx.repo)
+    rows = _read_json(path)
+    if finished.timed_out or finished.returncode != 0 or rows is None:
+        return _crashed(finished, "python -m bench.gpu_model --compare")
+    return {"status": "ok", "rows": rows, "command": " ".join(["python", *command[1:]])}
+
+
+STEPS = {"tests": tests, "torch_compile": torch_compile, "cuda_graphs": cuda_graphs, "head_memory": head_memory, "bench": bench,
+         "gpu_model": gpu_model}
+SHARES_S = {"tests": 150, "torch_compile": 100, "cuda_graphs": 40, "head_memory": 25, "bench": 165,  # of the 480 s budget
+            "gpu_model": 20}
