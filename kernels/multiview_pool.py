@@ -53,17 +53,21 @@ from .pool_forward import forward_variant
 
 # The fused kernels hold the whole hidden size in registers up to this many columns.
 RESIDENT_MAX_D = 8192
-# Hidden bytes a fused program streams per block of tokens (and has in flight while it computes the one before).
+# Hidden bytes an SM streams per iteration of the fused kernels (and has in flight while it computes the last).
 TILE_BYTES = 32 << 10
+# Bytes of each token a thread of a fused program holds (its columns): 32 of a 16-bit hidden, 16 of fp32.
+ROW_BYTES_PER_THREAD = 64
 # Tokens of one fused split at least: each split writes (and the combine reads) 3·D fp32 partials, at most
 # 24/(MIN_SPLIT_TOKENS·e) of the bytes of hidden it reads.
 MIN_SPLIT_TOKENS = 64
 # Tile of the D-tiled kernels (two_phase, and the backward beyond RESIDENT_MAX_D): [TILED_BLOCK_T, TILED_BLOCK_D].
 TILED_BLOCK_T = 32
 TILED_BLOCK_D = 128
-# Elements of the combine's [BLOCK_S, BLOCK_D] tiles, and its narrowest D tile (one 128-byte line of fp32).
-COMBINE_TILE = 2048
-COMBINE_MIN_BLOCK_D = 32
+# Elements of the combine's [BLOCK_S, BLOCK_D] tiles over its COMBINE_WARPS warps, and its narrowest D tile
+# (16 fp32: two 32-byte sectors).
+COMBINE_TILE = 4096
+COMBINE_WARPS = 4
+COMBINE_MIN_BLOCK_D = 16
 # Largest number of token splits per row (the combine loops over them in tiles).
 MAX_SPLITS = 1024
 # Tile of the dw_a reduction: [DW_BLOCK_R partial rows, DW_BLOCK_D].
@@ -364,11 +368,12 @@ def multiview_pool_combine_kernel(
     max_len, D, num_splits, stride_hb, stride_ht,
     IS_VARLEN: tl.constexpr, ATTN_AT_ROW_MAX: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_S: tl.constexpr,
 ):
-    """One (row, D tile) per program: merge the row's splits, [BLOCK_S, BLOCK_D] partials and [BLOCK_S]
-    statistics per step, in one pass: the attention partials are rescaled to the running max as it grows
-    (flash-decoding's merge), and summed over the splits elementwise, across the steps, before one
-    reduction at the end. `ATTN_AT_ROW_MAX`: the attention partials are already relative to the row's max
-    (two_phase), read first from the statistics, so only the splits' sums are rescaled."""
+    """One (row, D tile) per program: merge the row's splits in one pass, [BLOCK_S, BLOCK_D] partials and
+    [BLOCK_S] statistics per step. Each of the BLOCK_S lanes keeps its own running max and rescales its
+    attention partial as it grows (flash-decoding's merge, lane by lane), so nothing is reduced inside the
+    loop and the steps' loads are independent; the lanes are merged once at the end. `ATTN_AT_ROW_MAX`:
+    the attention partials are already relative to the row's max (two_phase), so only the splits' sums are
+    rescaled to it."""
     pid = tl.program_id(0)
     d_tiles = tl.cdiv(D, BLOCK_D)
     i_b, i_d = pid // d_tiles, pid % d_tiles
@@ -378,7 +383,7 @@ def multiview_pool_combine_kernel(
                               i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
     stats_row = partial_stats + i_b.to(tl.int64) * num_splits * STATS
 
-    m = _row_score_max(partial_stats, i_b, num_splits, BLOCK_S) if ATTN_AT_ROW_MAX else float("-inf")
+    m_lane = tl.full([BLOCK_S], float("-inf"), dtype=tl.float32)
     l_sum = tl.zeros([BLOCK_S], dtype=tl.float32)
     n_response = tl.zeros([BLOCK_S], dtype=tl.float32)
     n_prompt = tl.zeros([BLOCK_S], dtype=tl.float32)
@@ -389,30 +394,39 @@ def multiview_pool_combine_kernel(
     for s0 in range(0, num_splits, BLOCK_S):
         offs_s = s0 + tl.arange(0, BLOCK_S)
         mask_s = offs_s < num_splits
-        stats = stats_row + offs_s * STATS  # [BLOCK_S]
-        m_s = tl.load(stats + STAT_MAX, mask=mask_s, other=float("-inf"))
-        l_s = tl.load(stats + STAT_SUM, mask=mask_s, other=0.0)
-        n_response += tl.load(stats + STAT_RESPONSE, mask=mask_s, other=0.0)
-        n_prompt += tl.load(stats + STAT_PROMPT, mask=mask_s, other=0.0)
-        last = tl.maximum(last, tl.load(stats + STAT_LAST, mask=mask_s, other=-1.0))
         splits = (i_b.to(tl.int64) * num_splits + offs_s) * ACCUMULATORS * D
         acc = partial_acc + splits[:, None] + offs_d[None, :]  # [BLOCK_S, BLOCK_D]
         mask = mask_s[:, None] & mask_d[None, :]
-        acc_mean += tl.load(acc + ACC_MEAN * D, mask=mask, other=0.0)
-        acc_prompt += tl.load(acc + ACC_PROMPT * D, mask=mask, other=0.0)
+        mean = tl.load(acc + ACC_MEAN * D, mask=mask, other=0.0)
         attn = tl.load(acc + ACC_ATTN * D, mask=mask, other=0.0)
+        prompt = tl.load(acc + ACC_PROMPT * D, mask=mask, other=0.0)
+        stats = stats_row + offs_s * STATS  # [BLOCK_S]
+        m_s = tl.load(stats + STAT_MAX, mask=mask_s, other=float("-inf"))
+        l_s = tl.load(stats + STAT_SUM, mask=mask_s, other=0.0)
+        responses = tl.load(stats + STAT_RESPONSE, mask=mask_s, other=0.0)
+        prompts = tl.load(stats + STAT_PROMPT, mask=mask_s, other=0.0)
+        lasts = tl.load(stats + STAT_LAST, mask=mask_s, other=-1.0)
+        acc_mean += mean
+        acc_prompt += prompt
+        n_response += responses
+        n_prompt += prompts
+        last = tl.maximum(last, lasts)
+        m_new = tl.maximum(m_lane, m_s)
+        m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)  # no response token in the lane yet: keep exps finite
+        alpha, scale = tl.exp(m_lane - m_ref), tl.exp(m_s - m_ref)  # [BLOCK_S]
+        l_sum = l_sum * alpha + l_s * scale
         if ATTN_AT_ROW_MAX:
-            l_sum += l_s * tl.exp(m_s - tl.where(m == float("-inf"), 0.0, m))
             acc_attn += attn
         else:
-            m_new = tl.maximum(m, tl.max(m_s, axis=0))
-            m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)  # no response token yet: keep exps finite
-            alpha = tl.exp(m - m_ref)
-            scale = tl.exp(m_s - m_ref)  # [BLOCK_S]; 0 for a split without response tokens
-            l_sum = l_sum * alpha + l_s * scale
-            acc_attn = acc_attn * alpha + attn * scale[:, None]
-            m = m_new
+            acc_attn = acc_attn * alpha[:, None] + attn * scale[:, None]
+        m_lane = m_new
 
+    m = tl.max(m_lane, axis=0)
+    m_row = tl.where(m == float("-inf"), 0.0, m)
+    to_row = tl.exp(m_lane - m_row)  # [BLOCK_S]: each lane's running max to the row's
+    l_sum = l_sum * to_row
+    if not ATTN_AT_ROW_MAX:
+        acc_attn = acc_attn * to_row[:, None]
     l_total = tl.sum(l_sum, axis=0)
     n_r, n_p = tl.sum(n_response, axis=0), tl.sum(n_prompt, axis=0)
     z_mean = tl.sum(acc_mean, axis=0) / tl.maximum(n_r, 1.0)
@@ -429,7 +443,6 @@ def multiview_pool_combine_kernel(
     tl.store(out + VIEW_PROMPT * D + offs_d, z_prompt.to(views.dtype.element_ty), mask=mask_d)
     tl.store(z_attn + i_b.to(tl.int64) * D + offs_d, z_att, mask=mask_d)
     if i_d == 0:
-        m_row = tl.where(m == float("-inf"), 0.0, m)
         tl.store(lse + i_b, tl.where(l_total > 0, m_row + tl.log(tl.where(l_total > 0, l_total, 1.0)), float("-inf")))
         tl.store(counts + i_b * 2, n_r)
         tl.store(counts + i_b * 2 + 1, n_p)
@@ -583,8 +596,8 @@ class FusedPlan:
 
     @property
     def programs_per_sm(self) -> int:
-        """Programs an SM holds at once (registers: up to 255 per thread for 8 warps, 127 for 4)."""
-        return 1 if self.num_warps >= 8 else 2
+        """Programs an SM holds at once: 4-warp programs take up to 255 registers per thread, two fit an SM."""
+        return 2 if self.num_warps == 4 else 1
 
 
 def _fused_plan(dim: int, element_size: int, *, backward: bool) -> FusedPlan | None:
@@ -597,9 +610,9 @@ def _fused_plan(dim: int, element_size: int, *, backward: bool) -> FusedPlan | N
     block_d = triton.next_power_of_2(dim)
     if block_d > RESIDENT_MAX_D or forced("block_d", block_d) < block_d:
         return None
-    num_warps = 8 if block_d >= 4096 else 4
+    num_warps = max(4, min(8, block_d * element_size // (32 * ROW_BYTES_PER_THREAD)))
     columns = max(1, block_d // (32 * num_warps))
-    programs = 1 if num_warps >= 8 else 2
+    programs = 2 if num_warps == 4 else 1
     per_block = (TILE_BYTES // 2) // programs  # bytes of hidden per block and program
     block_t = max(1, min(32 // max(columns, 16), per_block // (block_d * element_size)))
     block_t = forced("block_t", 1 << (block_t.bit_length() - 1))
@@ -700,15 +713,16 @@ def multiview_pool_fwd(
                 num_splits=stat_splits, BLOCK_T=block_t, BLOCK_D=block_d, BLOCK_S=COMBINE_TILE // block_d,
                 num_warps=SMALL_WARPS,
             )
-        # Narrow D tiles when there are few rows, so the combine still spreads over the GPU.
-        combine_block_d = min(triton.next_power_of_2(dim), max(COMBINE_MIN_BLOCK_D,
-                                                                 triton.next_power_of_2(rows * dim // max(1, sms)) // 2))
+        # Every split in one [BLOCK_S, BLOCK_D] step: the more splits, the narrower the D tile (and the more
+        # programs; at least two per SM); a loop over steps only beyond COMBINE_TILE / COMBINE_MIN_BLOCK_D splits.
+        combine_block_s = min(triton.next_power_of_2(stat_splits), COMBINE_TILE // COMBINE_MIN_BLOCK_D)
+        spread = 1 << max(0, (rows * dim // (2 * sms)).bit_length() - 1)  # two programs per SM at least
+        combine_block_d = min(triton.next_power_of_2(dim), max(COMBINE_MIN_BLOCK_D, min(COMBINE_TILE // combine_block_s, spread)))
         launch(
             multiview_pool_combine_kernel, (rows * triton.cdiv(dim, combine_block_d),), **common,
             partial_acc=partial_acc, partial_stats=partial_stats, views=views, z_attn=z_attn, lse=lse,
-            counts=counts, last_index=last_index, num_splits=stat_splits,
-            ATTN_AT_ROW_MAX=plan is None, BLOCK_D=combine_block_d, BLOCK_S=max(1, COMBINE_TILE // combine_block_d),
-            num_warps=SMALL_WARPS,
+            counts=counts, last_index=last_index, num_splits=stat_splits, ATTN_AT_ROW_MAX=plan is None,
+            BLOCK_D=combine_block_d, BLOCK_S=combine_block_s, num_warps=COMBINE_WARPS,
         )
     return views, scores, z_attn, lse, counts, last_index
 
