@@ -21,6 +21,7 @@ if __name__ != "adajudge.kernels.launch":  # before any import: nothing here run
 import contextlib
 import dataclasses
 import functools
+import inspect
 
 import torch
 from torch.library import wrap_triton
@@ -48,7 +49,6 @@ class Launch:
     arguments: dict
     num_warps: int
     num_stages: int
-    maxnreg: int | None
 
     @property
     def name(self) -> str:
@@ -75,24 +75,28 @@ def record_launches(*, execute: bool = True):
         _recording, _execute = previous
 
 
-def launch(
-    kernel, grid: tuple[int, ...], *, num_warps: int, num_stages: int = NUM_STAGES, maxnreg: int | None = None, **arguments
-) -> None:
+def launch(kernel, grid: tuple[int, ...], *, num_warps: int, num_stages: int = NUM_STAGES, **arguments) -> None:
     """Launch `kernel[grid](**arguments)`; raise `ValueError` for a grid CUDA would refuse.
 
-    Keyword arguments only, as at every launch site of the library. `maxnreg` caps the registers per thread
-    (None: ptxas decides). An empty grid (a zero-sized batch) launches nothing.
+    Keyword arguments only, as at every launch site of the library. The only build options are `num_warps`
+    and `num_stages`, the ones `torch.compile`'s Inductor keeps when it launches a user kernel (it drops
+    `maxnreg`), so a compiled graph runs the very builds the compile check makes: no kernel relies on a
+    register cap (the plans keep every build at or under 255 registers, at most two programs per SM).
+    An empty grid (a zero-sized batch) launches nothing.
     """
     for axis, (size, limit) in enumerate(zip(grid, GRID_LIMITS)):
         if size > limit:
             raise ValueError(f"grid: expected axis {axis} <= {limit} (CUDA's limit), got {size} for {kernel}")
+    unknown = set(arguments) - set(inspect.signature(kernel.fn).parameters)
+    if unknown:  # Triton would take them as build options (maxnreg, num_ctas, ...), which Inductor drops
+        raise TypeError(f"arguments: expected parameters of {kernel.fn.__name__}, got {sorted(unknown)}")
     if _recording is not None:
-        _recording.append(Launch(kernel, tuple(grid), arguments, num_warps, num_stages, maxnreg))
+        _recording.append(Launch(kernel, tuple(grid), arguments, num_warps, num_stages))
         if not _execute:
             return
     if min(grid) == 0:
         return
-    options = {"num_warps": num_warps, "num_stages": num_stages} | ({"maxnreg": maxnreg} if maxnreg else {})
+    options = {"num_warps": num_warps, "num_stages": num_stages}
     # `wrap_triton` lets torch.compile see the kernel; the CPU interpreter compiles nothing, and some torch
     # releases (2.11) refuse its interpreted kernels there.
     runner = kernel if isinstance(kernel, InterpretedFunction) else wrap_triton(kernel)

@@ -505,7 +505,7 @@ def multiview_pool_bwd_kernel(
     grad_views, z_attn, lse, counts, last_index,
     d_hidden, partial_dw, partial_db,
     max_len, D, chunk_len, num_splits, num_work, stride_hb, stride_ht, stride_w, stride_gb, stride_gv, stride_gd,
-    IS_VARLEN: tl.constexpr, WRITE_D_HIDDEN: tl.constexpr, HAS_Q: tl.constexpr,
+    IS_VARLEN: tl.constexpr, WRITE_D_HIDDEN: tl.constexpr, HAS_Q: tl.constexpr, PREFETCH: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     """Programs (axis 0) × D tiles (axis 1). HAS_Q: q_t comes from `q_scores` (D tiled); otherwise one D tile
@@ -524,10 +524,13 @@ def multiview_pool_bwd_kernel(
         start = i_s * chunk_len
         end = _split_end(start, chunk_len, length, i_s, num_splits)
         grad = grad_views + i_b.to(tl.int64) * stride_gb
-        z_dot = _row_dot(z_attn + i_b.to(tl.int64) * D, grad + VIEW_ATTN * stride_gv, stride_gd, D, BLOCK_D)  # <z_A, dz_A>
         row_lse = tl.load(lse + i_b)
         tau = tl.load(last_index + i_b)
         dz_a = tl.load(grad + VIEW_ATTN * stride_gv + offs_d * stride_gd, mask=mask_d, other=0.0).to(tl.float32)
+        if HAS_Q:  # <z_A, dz_A> over all of D, beyond this program's tile
+            z_dot = _row_dot(z_attn + i_b.to(tl.int64) * D, grad + VIEW_ATTN * stride_gv, stride_gd, D, BLOCK_D)
+        else:
+            z_dot = tl.sum(tl.load(z_attn + i_b.to(tl.int64) * D + offs_d, mask=mask_d, other=0.0) * dz_a, axis=0)
         dz_m = tl.load(grad + VIEW_MEAN * stride_gv + offs_d * stride_gd, mask=mask_d, other=0.0).to(tl.float32)
         dz_p = tl.load(grad + VIEW_PROMPT * stride_gv + offs_d * stride_gd, mask=mask_d, other=0.0).to(tl.float32)
         dz_m = dz_m / tl.maximum(tl.load(counts + i_b * 2), 1.0)  # dz_M/|R|
@@ -537,19 +540,27 @@ def multiview_pool_bwd_kernel(
         g_tau = 0.0
         offs = start + tl.arange(0, BLOCK_T)
         kind = _kinds(kinds_row, offs, end)
-        h = _tile(hidden, hidden0, offs, stride_ht, offs_d, kind == RESPONSE_TOKEN, mask_d)
-        a_column, q_column = _column(scores_row, offs, end), _column(q_row, offs, end)
+        if PREFETCH:
+            h = _tile(hidden, hidden0, offs, stride_ht, offs_d, kind == RESPONSE_TOKEN, mask_d)
+            a_column, q_column = _column(scores_row, offs, end), _column(q_row, offs, end)
         kind_next = _kinds(kinds_row, offs + BLOCK_T, end)
         for t0 in range(start, end, BLOCK_T):
             offs = t0 + tl.arange(0, BLOCK_T)
-            # the next block's tile and scores (its kinds arrived last iteration), and the kinds of the one after
-            h_next = _tile(hidden, hidden0, offs + BLOCK_T, stride_ht, offs_d, kind_next == RESPONSE_TOKEN, mask_d)
-            a_next, q_next = _column(scores_row, offs + BLOCK_T, end), _column(q_row, offs + BLOCK_T, end)
+            # the next block's tile and scores (PREFETCH; else this block's: blocks of TILE_BYTES need no
+            # double buffer), whose kinds arrived last iteration, and the kinds of the block after
+            if PREFETCH:
+                h_next = _tile(hidden, hidden0, offs + BLOCK_T, stride_ht, offs_d, kind_next == RESPONSE_TOKEN, mask_d)
+                a_next, q_next = _column(scores_row, offs + BLOCK_T, end), _column(q_row, offs + BLOCK_T, end)
+            else:
+                h = _tile(hidden, hidden0, offs, stride_ht, offs_d, kind == RESPONSE_TOKEN, mask_d)
+                a_column, q_column = _column(scores_row, offs, end), _column(q_row, offs, end)
             kind_ahead = _kinds(kinds_row, offs + 2 * BLOCK_T, end)
             dw, db, beta_tau, g_tau = _bwd_block(
                 h, kind, a_column, q_column, offs, end, d_hidden, token0, D, offs_d, mask_d, dz_a, dz_m, dz_p, w, row_lse,
                 z_dot, tau, dw, db, beta_tau, g_tau, HAS_Q, WRITE_D_HIDDEN)
-            h, kind, kind_next, a_column, q_column = h_next, kind_next, kind_ahead, a_next, q_next
+            if PREFETCH:
+                h, a_column, q_column = h_next, a_next, q_next
+            kind, kind_next = kind_next, kind_ahead
         if WRITE_D_HIDDEN:  # τ's row again, now with dz_L (τ is a response token: its base is dz_M/|R|)
             taus = tl.zeros([BLOCK_D], dtype=tl.int32) + tau  # a vector mask: only the split holding τ writes
             at_tau = mask_d & (taus >= start) & (taus < end)
@@ -587,12 +598,15 @@ def multiview_pool_dw_kernel(
 
 @dataclasses.dataclass(frozen=True)
 class FusedPlan:
-    """A fused program's [block_t, block_d] block over num_warps warps; `paired`: two blocks per iteration."""
+    """A fused program's [block_t, block_d] block over num_warps warps; `paired`: two blocks per iteration (the
+    forward); `prefetch`: the next block's loads issued before this one's arithmetic (the backward, unless a
+    block is TILE_BYTES per SM already)."""
 
     block_t: int
     block_d: int
     num_warps: int
     paired: bool
+    prefetch: bool
 
     @property
     def programs_per_sm(self) -> int:
@@ -606,18 +620,19 @@ def _fused_plan(dim: int, element_size: int, *, backward: bool) -> FusedPlan | N
     Each thread holds C = BLOCK_D/(32·num_warps) columns of every token of a block, and at most 32 fp32
     values of a block: BLOCK_T ≤ 32/C. A block is TILE_BYTES/2 per SM; the forward streams two per
     iteration (PAIRED) where they fit in TILE_BYTES, the backward, which needs half the read rate per byte
-    of its floor, one."""
+    of its floor, one (with the next in flight, unless it is TILE_BYTES already)."""
     block_d = triton.next_power_of_2(dim)
     if block_d > RESIDENT_MAX_D or forced("block_d", block_d) < block_d:
         return None
-    num_warps = max(4, min(8, block_d * element_size // (32 * ROW_BYTES_PER_THREAD)))
+    num_warps = max(4, min(8 if not backward else 16, block_d * element_size // (32 * ROW_BYTES_PER_THREAD)))
     columns = max(1, block_d // (32 * num_warps))
     programs = 2 if num_warps == 4 else 1
     per_block = (TILE_BYTES // 2) // programs  # bytes of hidden per block and program
     block_t = max(1, min(32 // max(columns, 16), per_block // (block_d * element_size)))
     block_t = forced("block_t", 1 << (block_t.bit_length() - 1))
-    paired = not backward and 2 * block_t * block_d * element_size * programs <= TILE_BYTES
-    return FusedPlan(block_t, block_d, num_warps, paired)
+    block_bytes = block_t * block_d * element_size * programs  # per SM
+    paired = not backward and 2 * block_bytes <= TILE_BYTES
+    return FusedPlan(block_t, block_d, num_warps, paired, prefetch=block_bytes < TILE_BYTES)
 
 
 def _split_plan(length: int, rows: int, slots: int, min_tokens: int, step: int) -> tuple[int, int]:
@@ -752,7 +767,7 @@ def multiview_pool_bwd(
     q_scores = None
     with on_device(hidden):
         if plan is not None:
-            block_t, block_d, num_warps = plan.block_t, plan.block_d, plan.num_warps
+            block_t, block_d, num_warps, prefetch = plan.block_t, plan.block_d, plan.num_warps, plan.prefetch
             d_tiles, slots = 1, sms * plan.programs_per_sm
         else:  # q_t = <h_t, dz_A> first, then D tiles
             block_t, block_d, splits, chunk = _tiled_plan(dim, max_len, rows, sms)
@@ -760,7 +775,7 @@ def multiview_pool_bwd(
             _scores(hidden, kinds, grad_views[:, VIEW_ATTN.value], None, cu_seqlens, q_scores, None, max_len=max_len,
                     rows=rows, splits=splits, chunk=chunk, block_t=block_t, block_d=block_d, stride_hb=stride_hb,
                     stride_ht=stride_ht, stride_vb=grad_views.stride(0), stride_v=grad_views.stride(2))
-            num_warps = SMALL_WARPS
+            num_warps, prefetch = SMALL_WARPS, True
             d_tiles = triton.cdiv(dim, block_d)
             slots = max(1, 4 * sms // d_tiles)
         splits, chunk = _split_plan(max_len, rows, slots, block_t, block_t)
@@ -778,7 +793,7 @@ def multiview_pool_bwd(
             stride_hb=stride_hb, stride_ht=stride_ht, stride_w=attn_weight.stride(0),
             stride_gb=grad_views.stride(0), stride_gv=grad_views.stride(1), stride_gd=grad_views.stride(2),
             IS_VARLEN=cu_seqlens is not None, WRITE_D_HIDDEN=write_d_hidden, HAS_Q=q_scores is not None,
-            BLOCK_T=block_t, BLOCK_D=block_d, num_warps=num_warps,
+            PREFETCH=prefetch, BLOCK_T=block_t, BLOCK_D=block_d, num_warps=num_warps,
         )
         d_weight = torch.empty(dim, dtype=attn_weight.dtype, device=device)
         d_bias = torch.empty((), dtype=torch.float32, device=device)

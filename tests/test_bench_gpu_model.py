@@ -69,7 +69,7 @@ DRIVER = textwrap.dedent('''
         cu = torch.tensor([0, *torch.tensor(ROW_LENGTHS).cumsum(0).tolist()], dtype=torch.int32)
         x, out = torch.empty(int(cu[-1]), 256), torch.empty(len(ROW_LENGTHS), 64)
         launch = Launch(row_sums, (len(ROW_LENGTHS),), {"x": x, "cu_seqlens": cu, "out": out, "D": 256, "BLOCK_T": 8,
-                                                         "BLOCK_D": 64}, 4, 1, None)
+                                                         "BLOCK_D": 64}, 4, 1)
         with ahead_of_time(90):
             found = profile(launch)
         loops = [found.region_runs[:, i].tolist() for i, r in enumerate(found.regions) if r.loop_start is not None]
