@@ -51,11 +51,14 @@ from adajudge.views import NUM_VIEWS, TokenKind, View
 from .launch import SMALL_WARPS, forced, launch, multiprocessors, on_device
 from .pool_forward import forward_variant
 
-# The fused kernels hold the whole hidden size in registers up to this many columns.
+# The fused kernels hold the whole hidden size in registers up to this many columns (fp16: fewer, its
+# conversion to fp32 takes more registers on sm_80, where 8192 columns spilled).
 RESIDENT_MAX_D = 8192
+RESIDENT_MAX_D_FP16 = 4096
 # Hidden bytes an SM streams per iteration of the fused kernels (and has in flight while it computes the last).
 TILE_BYTES = 32 << 10
-# Bytes of each token a thread of a fused program holds (its columns): 32 of a 16-bit hidden, 16 of fp32.
+# Bytes of each token a thread of a fused program holds (its columns): 32 of bf16, 16 of fp32; fp16 half of
+# that (16 columns: 32 spilled on sm_80).
 ROW_BYTES_PER_THREAD = 64
 # Tokens of one fused split at least: each split writes (and the combine reads) 3·D fp32 partials, at most
 # 24/(MIN_SPLIT_TOKENS·e) of the bytes of hidden it reads.
@@ -124,13 +127,15 @@ def _token_dots(hidden, token_offsets, mask_t, vector, stride_v, D, BLOCK_T: tl.
     """`<h_t, v>` for a block of tokens (`token_offsets` [BLOCK_T, 1] into `hidden`), D swept in BLOCK_D
     chunks; tokens outside `mask_t` are not read (0). [BLOCK_T] fp32."""
     dots = tl.zeros([BLOCK_T], dtype=tl.float32)
-    for d0 in range(0, D, BLOCK_D):
+    d0 = 0
+    while d0 < D:
         offs_d = d0 + tl.arange(0, BLOCK_D)
         mask_d = offs_d < D
         # [BLOCK_T, BLOCK_D]
         h = tl.load(hidden + token_offsets + offs_d[None, :], mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
         v = tl.load(vector + offs_d * stride_v, mask=mask_d, other=0.0).to(tl.float32)  # [BLOCK_D]
         dots += tl.sum(h * v[None, :], axis=1)
+        d0 += BLOCK_D
     return dots
 
 
@@ -155,8 +160,8 @@ def _kinds(kinds_row, offs_t, end):
 def _tile(hidden, hidden0, offs_t, stride_ht, offs_d, rows, mask_d):
     """The [BLOCK_T, BLOCK_D] tile of tokens `offs_t`, in hidden's dtype, of the tokens in `rows` [BLOCK_T, 1]
     only: the others are not read (their values are undefined and never used: every use selects by kind)."""
-    return tl.load(hidden + hidden0 + offs_t.to(tl.int64)[:, None] * stride_ht + offs_d[None, :],
-                   mask=rows & mask_d[None, :])
+    pointers = hidden + hidden0 + offs_t.to(tl.int64)[:, None] * stride_ht + offs_d[None, :]
+    return tl.load(pointers, mask=rows & mask_d[None, :])  # one line: SASS and TTIR name it alike
 
 
 @triton.jit
@@ -231,7 +236,8 @@ def multiview_pool_fwd_kernel(
         kind_b = _kinds(kinds_row, offs + BLOCK_T, end)
         h_b = _tile(hidden, hidden0, offs + BLOCK_T, stride_ht, offs_d, kind_b != PADDING_TOKEN, mask_d)
         kind_d = _kinds(kinds_row, offs + step + BLOCK_T, end)
-    for t0 in range(start, end, step):
+    t0 = start
+    while t0 < end:
         offs = t0 + tl.arange(0, BLOCK_T)
         # the next step's tiles (their kinds arrived last iteration), and the kinds of the step after
         h_c = _tile(hidden, hidden0, offs + step, stride_ht, offs_d, kind_c != PADDING_TOKEN, mask_d)
@@ -247,6 +253,7 @@ def multiview_pool_fwd_kernel(
                 n_prompt, last)
             h_b, kind_b, kind_d = h_d, kind_d, kind_f
         h_a, kind_a, kind_c = h_c, kind_c, kind_e
+        t0 += step
 
     split = i_b.to(tl.int64) * num_splits + i_s
     acc = partial_acc + split * ACCUMULATORS * D
@@ -281,7 +288,8 @@ def multiview_pool_scores_kernel(
     n_response = 0
     n_prompt = 0
     last = -1
-    for t0 in range(start, end, BLOCK_T):
+    t0 = start
+    while t0 < end:
         offs_t = t0 + tl.arange(0, BLOCK_T)
         mask_t = offs_t < end
         kind = tl.load(kinds + token0 + offs_t, mask=mask_t, other=PADDING_TOKEN)  # [BLOCK_T]
@@ -298,6 +306,7 @@ def multiview_pool_scores_kernel(
             n_response += tl.sum(is_response.to(tl.int32), axis=0)
             n_prompt += tl.sum((kind == PROMPT_TOKEN).to(tl.int32), axis=0)
             last = tl.maximum(last, tl.max(tl.where(is_response, offs_t, -1), axis=0))
+        t0 += BLOCK_T
     if HAS_STATS:
         _store_stats(partial_stats, i_b.to(tl.int64) * num_splits + i_s, m, l_sum, n_response, n_prompt, last)
 
@@ -307,10 +316,12 @@ def _row_score_max(partial_stats, i_b, num_splits, BLOCK_S: tl.constexpr):
     """The row's largest response score over its splits' statistics (−inf: no response token)."""
     stats_row = partial_stats + i_b.to(tl.int64) * num_splits * STATS
     m = float("-inf")
-    for s0 in range(0, num_splits, BLOCK_S):
+    s0 = 0
+    while s0 < num_splits:
         offs_s = s0 + tl.arange(0, BLOCK_S)
         m = tl.maximum(m, tl.max(tl.load(stats_row + offs_s * STATS + STAT_MAX, mask=offs_s < num_splits,
                                          other=float("-inf")), axis=0))
+        s0 += BLOCK_S
     return m
 
 
@@ -339,7 +350,8 @@ def multiview_pool_accumulate_kernel(
     acc_mean = tl.zeros([BLOCK_D], dtype=tl.float32)
     acc_attn = tl.zeros([BLOCK_D], dtype=tl.float32)
     acc_prompt = tl.zeros([BLOCK_D], dtype=tl.float32)
-    for t0 in range(start, end, BLOCK_T):
+    t0 = start
+    while t0 < end:
         offs_t = t0 + tl.arange(0, BLOCK_T)
         mask_t = offs_t < end
         kind = tl.load(kinds + token0 + offs_t, mask=mask_t, other=PADDING_TOKEN)  # [BLOCK_T]
@@ -354,6 +366,7 @@ def multiview_pool_accumulate_kernel(
         acc_mean += tl.sum(h_response, axis=0)
         acc_attn += tl.sum(h_response * p[:, None], axis=0)
         acc_prompt += tl.sum(tl.where((kind == PROMPT_TOKEN)[:, None], h, 0.0), axis=0)
+        t0 += BLOCK_T
 
     acc = partial_acc + (i_b.to(tl.int64) * num_splits + i_s) * ACCUMULATORS * D
     tl.store(acc + ACC_MEAN * D + offs_d, acc_mean, mask=mask_d)
@@ -391,7 +404,8 @@ def multiview_pool_combine_kernel(
     acc_mean = tl.zeros([BLOCK_S, BLOCK_D], dtype=tl.float32)
     acc_attn = tl.zeros([BLOCK_S, BLOCK_D], dtype=tl.float32)
     acc_prompt = tl.zeros([BLOCK_S, BLOCK_D], dtype=tl.float32)
-    for s0 in range(0, num_splits, BLOCK_S):
+    s0 = 0
+    while s0 < num_splits:
         offs_s = s0 + tl.arange(0, BLOCK_S)
         mask_s = offs_s < num_splits
         splits = (i_b.to(tl.int64) * num_splits + offs_s) * ACCUMULATORS * D
@@ -420,6 +434,7 @@ def multiview_pool_combine_kernel(
         else:
             acc_attn = acc_attn * alpha[:, None] + attn * scale[:, None]
         m_lane = m_new
+        s0 += BLOCK_S
 
     m = tl.max(m_lane, axis=0)
     m_row = tl.where(m == float("-inf"), 0.0, m)
@@ -453,11 +468,13 @@ def multiview_pool_combine_kernel(
 def _row_dot(x, y, stride_y, D, BLOCK_D: tl.constexpr):
     """<x, y> over D (x contiguous fp32, y at stride `stride_y`), in BLOCK_D chunks."""
     total = 0.0
-    for d0 in range(0, D, BLOCK_D):
+    d0 = 0
+    while d0 < D:
         offs_d = d0 + tl.arange(0, BLOCK_D)
         mask_d = offs_d < D
         total += tl.sum(tl.load(x + offs_d, mask=mask_d, other=0.0)
                         * tl.load(y + offs_d * stride_y, mask=mask_d, other=0.0).to(tl.float32), axis=0)
+        d0 += BLOCK_D
     return total
 
 
@@ -516,7 +533,8 @@ def multiview_pool_bwd_kernel(
     w = tl.load(attn_weight + offs_d * stride_w, mask=mask_d, other=0.0).to(tl.float32)  # [BLOCK_D]
     dw = tl.zeros([BLOCK_D], dtype=tl.float32)
     db = 0.0
-    for work in range(pid, num_work, tl.num_programs(0)):
+    work = pid
+    while work < num_work:
         i_b, i_s = work // num_splits, work % num_splits
         token0, hidden0, length = _row_span(tl.load(cu_seqlens + i_b) if IS_VARLEN else 0,
                                             tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
@@ -544,7 +562,8 @@ def multiview_pool_bwd_kernel(
             h = _tile(hidden, hidden0, offs, stride_ht, offs_d, kind == RESPONSE_TOKEN, mask_d)
             a_column, q_column = _column(scores_row, offs, end), _column(q_row, offs, end)
         kind_next = _kinds(kinds_row, offs + BLOCK_T, end)
-        for t0 in range(start, end, BLOCK_T):
+        t0 = start
+        while t0 < end:
             offs = t0 + tl.arange(0, BLOCK_T)
             # the next block's tile and scores (PREFETCH; else this block's: blocks of TILE_BYTES need no
             # double buffer), whose kinds arrived last iteration, and the kinds of the block after
@@ -561,6 +580,7 @@ def multiview_pool_bwd_kernel(
             if PREFETCH:
                 h, a_column, q_column = h_next, a_next, q_next
             kind, kind_next = kind_next, kind_ahead
+            t0 += BLOCK_T
         if WRITE_D_HIDDEN:  # τ's row again, now with dz_L (τ is a response token: its base is dz_M/|R|)
             taus = tl.zeros([BLOCK_D], dtype=tl.int32) + tau  # a vector mask: only the split holding τ writes
             at_tau = mask_d & (taus >= start) & (taus < end)
@@ -568,6 +588,7 @@ def multiview_pool_bwd_kernel(
             dh_tau = dz_m + beta_tau * dz_a + g_tau * w + dz_l
             tl.debug_barrier()  # after every thread's store of the block that held τ
             tl.store(d_hidden + (token0 + tau) * D + offs_d, dh_tau.to(d_hidden.dtype.element_ty), mask=at_tau)
+        work += tl.num_programs(0)
     tl.store(partial_dw + pid.to(tl.int64) * D + offs_d, dw, mask=mask_d)
     if i_d == 0:
         tl.store(partial_db + pid, db)
@@ -585,12 +606,14 @@ def multiview_pool_dw_kernel(
     mask_d = offs_d < D
     total = tl.zeros([BLOCK_D], dtype=tl.float32)
     db = 0.0
-    for r0 in range(0, num_rows, BLOCK_R):
+    r0 = 0
+    while r0 < num_rows:
         offs_r = r0 + tl.arange(0, BLOCK_R)
         mask_r = offs_r < num_rows
         total += tl.sum(tl.load(partial_dw + offs_r.to(tl.int64)[:, None] * D + offs_d[None, :],
                                 mask=mask_r[:, None] & mask_d[None, :], other=0.0), axis=0)
         db += tl.sum(tl.load(partial_db + offs_r, mask=mask_r, other=0.0), axis=0)
+        r0 += BLOCK_R
     tl.store(d_weight + offs_d, total.to(d_weight.dtype.element_ty), mask=mask_d)
     if i_d == 0:
         tl.store(d_bias, db)
@@ -614,17 +637,18 @@ class FusedPlan:
         return 2 if self.num_warps == 4 else 1
 
 
-def _fused_plan(dim: int, element_size: int, *, backward: bool) -> FusedPlan | None:
+def _fused_plan(dim: int, dtype: torch.dtype, *, backward: bool) -> FusedPlan | None:
     """The plan of a program holding the whole hidden size, or None when it does not fit (D > RESIDENT_MAX_D,
     or a forced narrower tile). Warps along D: 8 warps from D = 4096 on (one program per SM), 4 below (two).
     Each thread holds C = BLOCK_D/(32·num_warps) columns of every token of a block, and at most 32 fp32
     values of a block: BLOCK_T ≤ 32/C. A block is TILE_BYTES/2 per SM; the forward streams two per
     iteration (PAIRED) where they fit in TILE_BYTES, the backward, which needs half the read rate per byte
     of its floor, one (with the next in flight, unless it is TILE_BYTES already)."""
-    block_d = triton.next_power_of_2(dim)
-    if block_d > RESIDENT_MAX_D or forced("block_d", block_d) < block_d:
+    block_d, element_size, fp16 = triton.next_power_of_2(dim), dtype.itemsize, dtype == torch.float16
+    if block_d > (RESIDENT_MAX_D_FP16 if fp16 else RESIDENT_MAX_D) or forced("block_d", block_d) < block_d:
         return None
-    num_warps = max(4, min(8 if not backward else 16, block_d * element_size // (32 * ROW_BYTES_PER_THREAD)))
+    row_bytes = ROW_BYTES_PER_THREAD // 2 if fp16 else ROW_BYTES_PER_THREAD
+    num_warps = max(4, min(16 if backward else 8, block_d * element_size // (32 * row_bytes)))
     columns = max(1, block_d // (32 * num_warps))
     programs = 2 if num_warps == 4 else 1
     per_block = (TILE_BYTES // 2) // programs  # bytes of hidden per block and program
@@ -689,10 +713,10 @@ def multiview_pool_fwd(
     (fp32, int32 last) feed `multiview_pool_bwd`.
     """
     hidden = hidden if hidden.stride(-1) == 1 else hidden.contiguous()
-    dim, device, element_size = hidden.shape[-1], hidden.device, hidden.element_size()
+    dim, device = hidden.shape[-1], hidden.device
     rows, max_len, stride_hb, stride_ht = _layout(hidden, cu_seqlens, max_seqlen)
     sms = multiprocessors(device)
-    plan = _fused_plan(dim, element_size, backward=False) if forward_variant() == "fused" else None
+    plan = _fused_plan(dim, hidden.dtype, backward=False) if forward_variant() == "fused" else None
     common = dict(hidden=hidden, cu_seqlens=cu_seqlens, max_len=max_len, D=dim, stride_hb=stride_hb, stride_ht=stride_ht,
                   IS_VARLEN=cu_seqlens is not None)
 
@@ -760,10 +784,10 @@ def multiview_pool_bwd(
     """Launch the backward. Returns `(d_hidden like hidden, or empty when not `write_d_hidden`,
     d_attn_weight [D] in attn_weight's dtype, d_attn_bias [] fp32)`."""
     hidden = hidden if hidden.stride(-1) == 1 else hidden.contiguous()
-    dim, device, element_size = hidden.shape[-1], hidden.device, hidden.element_size()
+    dim, device = hidden.shape[-1], hidden.device
     rows, max_len, stride_hb, stride_ht = _layout(hidden, cu_seqlens, max_seqlen)
     sms = multiprocessors(device)
-    plan = _fused_plan(dim, element_size, backward=True)
+    plan = _fused_plan(dim, hidden.dtype, backward=True)
     q_scores = None
     with on_device(hidden):
         if plan is not None:

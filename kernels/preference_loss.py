@@ -68,21 +68,25 @@ def preference_loss_distance_kernel(
     partials, read in a fixed order: deterministic, no atomics)."""
     pid = tl.program_id(0)
     total = 0.0
-    for n0 in range(pid * BLOCK_N, N, tl.num_programs(0) * BLOCK_N):
+    n0 = pid * BLOCK_N
+    while n0 < N:
         offs_n = n0 + tl.arange(0, BLOCK_N)
         mask_n = offs_n < N
         rows = offs_n.to(tl.int64)[:, None]
         squares = tl.zeros([BLOCK_N], dtype=tl.float32)
-        for d0 in range(0, D, BLOCK_D):
+        d0 = 0
+        while d0 < D:
             offs_d = d0 + tl.arange(0, BLOCK_D)
             mask = mask_n[:, None] & (offs_d[None, :] < D)
             # [BLOCK_N, BLOCK_D]
             diff = (tl.load(chosen_repr + rows * stride_cr + offs_d[None, :], mask=mask, other=0.0).to(tl.float32)
                     - tl.load(rejected_repr + rows * stride_rr + offs_d[None, :], mask=mask, other=0.0).to(tl.float32))
             squares += tl.sum(diff * diff, axis=1)
+            d0 += BLOCK_D
         dist = tl.sqrt(squares)
         tl.store(distance + offs_n, dist, mask=mask_n)
         total += tl.sum(tl.where(mask_n, dist, 0.0), axis=0)
+        n0 += tl.num_programs(0) * BLOCK_N
     tl.store(partial_sums + pid, total)
 
 
