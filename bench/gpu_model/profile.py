@@ -97,11 +97,13 @@ def _map_loops(function: ttir_reader.Function, regions, notes) -> tuple[list[int
         parent = mapped.get(id(loop.parent)) if loop.parent is not None else None
         lines = regions[index].lines
         innermost = {chain[0] for chain in lines if chain}
-        # the whole inlining chain; failing that (Triton 3.6 writes no inlining into the line table) the line alone
-        matching = [f for f in fors if f[2] in lines] or [f for f in fors if f[2] and f[2][0] in innermost]
-        nested = [f for f in matching if f[3] is parent]
-        candidates = ([f for f in nested if id(f[0]) not in copies] or [f for f in matching if id(f[0]) not in copies]
-                      or nested)
+        # by the whole inlining chain, or by the line alone (Triton 3.6 writes no inlining into the line table);
+        # first a loop not taken yet inside the parent's, then one anywhere, then a copy (ptxas unrolled it)
+        exact = [f for f in fors if f[2] in lines]
+        loose = [f for f in fors if f[2] and f[2][0] in innermost and f not in exact]
+        fresh = [f for f in exact + loose if id(f[0]) not in copies]
+        candidates = ([f for f in fresh if f[3] is parent] or fresh
+                      or [f for f in exact + loose if f[3] is parent])
         if not candidates:
             notes.append(f"SASS loop at {loop.start:#x} matches no TTIR loop: counted once per enclosing execution")
             enclosing = next((i for i, r in enumerate(regions) if r.loop is loop.parent), 0)
@@ -123,20 +125,35 @@ def _map_loops(function: ttir_reader.Function, regions, notes) -> tuple[list[int
     return blocks, scales
 
 
-def _tensor_of(instruction, memory_ops, kind: str, block: int) -> str | None:
-    """The tensor of the TTIR access of the same kind on the instruction's source line (with its inlining
-    chain, then the line alone); failing that (the line information of a load nested in a call can be off),
-    the one tensor such accesses in the same TTIR block address."""
-    loads = kind == "load"
-    same_kind = [m for m in memory_ops if (m.kind == "load") == loads]
+def _by_line(instruction, same_kind) -> str | None:
+    """The one tensor the TTIR accesses on the instruction's line address: with its inlining chain, then by
+    the line alone."""
     line = instruction.lines[0] if instruction.lines else None
     for candidates in ([m for m in same_kind if m.lines == instruction.lines],
-                       [m for m in same_kind if m.lines and m.lines[0] == line],
-                       [m for m in same_kind if m.block == block]):
+                       [m for m in same_kind if m.lines and m.lines[0] == line]):
         tensors = {m.tensor for m in candidates}
         if len(tensors) == 1:
             return tensors.pop()
     return None
+
+
+def _region_tensors(instructions, memory_ops, block: int) -> dict[int, str | None]:
+    """The tensor argument of each global load and store of a region (by address): the TTIR access of the
+    same kind on its source line; failing that (the line table of a load nested in a call, or of an fp32
+    load with no conversion after it, can name another line), the one tensor that accesses of that kind in
+    the region's TTIR block address and no other instruction of the region was tied to."""
+    found: dict[int, str | None] = {}
+    for kind, test in (("load", lambda i: i.is_global_load), ("store", lambda i: i.is_global_store)):
+        same_kind = [m for m in memory_ops if (m.kind == "load") == (kind == "load")]
+        accesses = [i for i in instructions if test(i)]
+        for instruction in accesses:
+            found[instruction.address] = _by_line(instruction, same_kind)
+        tied = {found[i.address] for i in accesses}
+        left = {m.tensor for m in same_kind if m.block == block} - tied
+        for instruction in accesses:
+            if found[instruction.address] is None and len(left) == 1:
+                found[instruction.address] = next(iter(left))
+    return found
 
 
 def _block_runs(program: ttir_reader.Program, grid) -> np.ndarray:
@@ -192,8 +209,9 @@ def profile(launch: Launch) -> KernelProfile:
     profiles, widths = [], {}
     for region, block in zip(regions, blocks):
         counts = region.counts()
-        batches = [LoadBatch([(_tensor_of(i, memory_ops, "load", block), i.access_bytes * sass_reader.WARP_LANES)
-                              for i in batch.loads], batch.instructions_before_use, batch.barriers_before_use)
+        tensors = _region_tensors(region.instructions, memory_ops, block)
+        batches = [LoadBatch([(tensors[i.address], i.access_bytes * sass_reader.WARP_LANES) for i in batch.loads],
+                             batch.instructions_before_use, batch.barriers_before_use)
                    for batch in region.load_batches()]
         profiles.append(RegionProfile(region.loop.start if region.loop else None, block, counts["instructions"],
                                       counts["barriers"], counts["shared_instructions"], counts["shared_wavefronts"],
@@ -201,7 +219,7 @@ def profile(launch: Launch) -> KernelProfile:
         for instruction in region.instructions:
             if instruction.is_global_load or instruction.is_global_store:
                 kind = "load" if instruction.is_global_load else "store"
-                tensor = _tensor_of(instruction, memory_ops, kind, block) or "?"
+                tensor = tensors[instruction.address] or "?"
                 widths.setdefault(tensor, {}).setdefault(kind, []).append(instruction.access_bytes * 8)
     if any(i.base in ("LDGSTS", "UTMALDG", "UBLKCP") for i in code.instructions):
         notes.append("asynchronous copies (cp.async / TMA): their latency is charged as if waited on in the same loop run")
