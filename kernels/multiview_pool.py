@@ -1,12 +1,14 @@
 """Multi-view pooling (docs/design.md §3) in Triton: kernels, launchers, autograd Function, entry point.
+The designs, their bytes and registers, and what the static GPU model predicts for them: docs/kernels.md.
 
 Forward, two designs behind the private switch `ADAJUDGE_POOL_FORWARD` (`adajudge.kernels.pool_forward`):
 
-`fused` (the default) — one program per (row, token split) holds the whole hidden size: the tile
-[BLOCK_T, BLOCK_D] has its warps side by side along D, each thread a few 16-byte vectors of every token
-(BLOCK_D = D rounded up to a power of two, at most RESIDENT_MAX_D; a larger D runs `two_phase`):
+`fused` (the default) — one program per (row, token split) holds the whole hidden size: its [BLOCK_T,
+BLOCK_D] blocks have the warps side by side along D, each thread C = BLOCK_D/(32·num_warps) columns (64 bytes)
+of every token (BLOCK_D = D rounded up to a power of two, at most RESIDENT_MAX_D; beyond, `two_phase`):
 
-    for each block of BLOCK_T tokens (the next block's loads issued before this block's arithmetic):
+    per iteration: issue the loads of the next step's blocks (and of the kinds of the step after), then
+    for each of the step's blocks (two while they fit in TILE_BYTES per SM: PAIRED):
         a_t = <h_t, w_a> + b_a                 one cross-warp reduction per block; scores [T] fp32 kept
         m, l = running max and Σ exp(a_t − m) over the response tokens (online softmax)
         acc_A ← acc_A·exp(m_old − m) + Σ_t exp(a_t − m)·h_t,  acc_M += Σ_{t∈R} h_t,  acc_P += Σ_{t∈P} h_t
@@ -16,28 +18,34 @@ Forward, two designs behind the private switch `ADAJUDGE_POOL_FORWARD` (`adajudg
 each split's max and sum; phase 2 tiles D across programs with p_t = exp(a_t − the row's max) and the three
 accumulators in registers. Reads `hidden` twice.
 
-Both end in a combine kernel, one program per (row, D tile): it merges the splits' statistics and partial
-accumulators ([BLOCK_S, BLOCK_D] tiles), divides by the counts, gathers the last response token, and writes
-[B, 4, D] in hidden's dtype plus what the backward needs: z_A fp32, lse = m + log l, counts, τ.
+Both end in a combine kernel, one program per (row, D tile): it merges every split's statistics and partial
+accumulators in one [BLOCK_S, BLOCK_D] step (per-lane running maxima, no reduction inside its loop), divides
+by the counts, gathers the last response token, and writes [B, 4, D] in hidden's dtype plus what the
+backward needs: z_A fp32, lse = m + log l, counts, τ.
 
-DRAM bytes per row (e: element size of hidden; T tokens, D hidden size, S splits; `fused`'s plan keeps at
-least `MIN_SPLIT_BYTES` of hidden per split, so its partials stay under 24·D/MIN_SPLIT_BYTES of hidden):
+DRAM bytes per row (e: element size of hidden; T tokens, D hidden size, S splits, at least MIN_SPLIT_TOKENS
+tokens each, so the partials are at most 24/(MIN_SPLIT_TOKENS·e) of hidden's bytes):
 
-    fused       T·D·e (hidden, once) + 5·T (kinds, scores) + 2·S·(3·D + 5)·4 (partials, written, read once)
-                + 4·D·e + 4·D + 16 (views, z_A, statistics)
-    two_phase   2·T·D·e + 9·T + 2·S·3·D·4 + the same outputs
+    fused       T·D·e (hidden, once; padding tokens not read) + 5·T (kinds, scores)
+                + 2·S·(3·D + 5)·4 (partials, written once, read once) + 4·D·e + 4·D + 16 (views, z_A, statistics)
+    two_phase   2·T·D·e + 9·T + 2·S·(3·D + 5)·4 + the same outputs
 
-Registers of `fused` per thread, with C = BLOCK_D/(32·num_warps) columns each: 3·C accumulators, C of w_a,
-and BLOCK_T·C·e/4 for the tile and again for the next block's (`FusedPlan`); the compile check reports the
-builds' exact figures and that none spills.
+Registers of `fused` per thread: 3·C accumulators and C of w_a (fp32), the block being computed in fp32
+(BLOCK_T·C) and the next step's raw tiles in flight (`FusedPlan`): about 250 of the 255 a thread may have
+at D = 4096 bf16 (C = 32, 4 warps, two programs per SM) — the compile check reports every build's figures
+and that none spills. No kernel sets a register cap (`launch` takes num_warps and num_stages only, the
+options `torch.compile` keeps), so compiled graphs run these very builds.
 
-Backward (docs/design.md §3; the VJP is derived above `multiview_pool_bwd_kernel`): reads hidden once and
-writes dH once. D ≤ RESIDENT_MAX_D: each program holds dz_A, w_a, dz_M/|R|, dz_P/|P| and its dw_a
-accumulator for the whole of D in registers. A larger D first scores q_t = <h_t, dz_A> (phase 1 above, a
-second read of hidden) and tiles D across programs. A last kernel sums the programs' dw_a rows and db_a
-(deterministic, no atomics) and casts dw_a to w_a's dtype.
+Backward (docs/design.md §3; the VJP is derived above `multiview_pool_bwd_kernel`): reads hidden once (its
+response tokens) and writes dH once. D ≤ RESIDENT_MAX_D: each program holds dz_A, w_a, dz_M/|R|, dz_P/|P|
+and its dw_a accumulator for the whole of D in registers, the next block's tile in flight. A larger D first
+scores q_t = <h_t, dz_A> (phase 1 above, a second read of hidden) and tiles D across programs. A last kernel
+sums the programs' dw_a rows and db_a (deterministic, no atomics) and casts dw_a to w_a's dtype: two
+launches, no PyTorch op in between.
 
-No launcher reads a tensor's values on the host: the packed layout takes its longest row as `max_seqlen`.
+Offsets into hidden, dH and the partials are int64; lengths, strides and split sizes are runtime arguments.
+Loops with runtime bounds are `while` loops (kernels/README.md). No launcher reads a tensor's values on the
+host: the packed layout takes its longest row as `max_seqlen`.
 """
 import dataclasses
 
@@ -57,8 +65,8 @@ RESIDENT_MAX_D = 8192
 RESIDENT_MAX_D_FP16 = 4096
 # Hidden bytes an SM streams per iteration of the fused kernels (and has in flight while it computes the last).
 TILE_BYTES = 32 << 10
-# Bytes of each token a thread of a fused program holds (its columns): 32 of bf16, 16 of fp32; fp16 half of
-# that (16 columns: 32 spilled on sm_80).
+# Bytes of each token a thread of a fused program holds (its columns): 32 of bf16, 16 of fp32; fp16 a quarter
+# of that in the forward, half in the backward (more spilled on sm_80, where its conversion takes more).
 ROW_BYTES_PER_THREAD = 64
 # Tokens of one fused split at least: each split writes (and the combine reads) 3·D fp32 partials, at most
 # 24/(MIN_SPLIT_TOKENS·e) of the bytes of hidden it reads.
@@ -647,15 +655,16 @@ def _fused_plan(dim: int, dtype: torch.dtype, *, backward: bool) -> FusedPlan | 
     block_d, element_size, fp16 = triton.next_power_of_2(dim), dtype.itemsize, dtype == torch.float16
     if block_d > (RESIDENT_MAX_D_FP16 if fp16 else RESIDENT_MAX_D) or forced("block_d", block_d) < block_d:
         return None
-    row_bytes = ROW_BYTES_PER_THREAD // 2 if fp16 else ROW_BYTES_PER_THREAD
+    row_bytes = ROW_BYTES_PER_THREAD if not fp16 else ROW_BYTES_PER_THREAD // (2 if backward else 4)
     num_warps = max(4, min(16 if backward else 8, block_d * element_size // (32 * row_bytes)))
     columns = max(1, block_d // (32 * num_warps))
     programs = 2 if num_warps == 4 else 1
     per_block = (TILE_BYTES // 2) // programs  # bytes of hidden per block and program
-    block_t = max(1, min(32 // max(columns, 16), per_block // (block_d * element_size)))
+    values = 16 if backward or fp16 else 32  # fp32 values of a block per thread: the backward's five row
+    block_t = max(1, min(values // max(columns, 16), per_block // (block_d * element_size)))  # vectors take room
     block_t = forced("block_t", 1 << (block_t.bit_length() - 1))
     block_bytes = block_t * block_d * element_size * programs  # per SM
-    paired = not backward and 2 * block_bytes <= TILE_BYTES
+    paired = not backward and not fp16 and 2 * block_bytes <= TILE_BYTES  # (fp16 pairs spilled on sm_80)
     return FusedPlan(block_t, block_d, num_warps, paired, prefetch=block_bytes < TILE_BYTES)
 
 
@@ -799,7 +808,7 @@ def multiview_pool_bwd(
             _scores(hidden, kinds, grad_views[:, VIEW_ATTN.value], None, cu_seqlens, q_scores, None, max_len=max_len,
                     rows=rows, splits=splits, chunk=chunk, block_t=block_t, block_d=block_d, stride_hb=stride_hb,
                     stride_ht=stride_ht, stride_vb=grad_views.stride(0), stride_v=grad_views.stride(2))
-            num_warps, prefetch = SMALL_WARPS, True
+            num_warps, prefetch = SMALL_WARPS, False
             d_tiles = triton.cdiv(dim, block_d)
             slots = max(1, 4 * sms // d_tiles)
         splits, chunk = _split_plan(max_len, rows, slots, block_t, block_t)
