@@ -3,7 +3,9 @@ and at most 8 minutes.
 
 On a machine with one CUDA GPU and the project installed (`pip install --no-deps --no-build-isolation -e .`):
 
-1. `tests`: the op, kernel and head test files with the compiled kernels (pytest, pytest-xdist if there).
+1. `tests`: `python -m adajudge.selftest` (every op × backend × dtype × layout against the reference, and
+   `torch.library.opcheck`), then the op, kernel and head test files with the compiled kernels (pytest,
+   pytest-xdist if there).
 2. `torch_compile`: Inductor, `fullgraph=True`, of pooling + focal NormBT loss (padded, and packed with
    `max_seqlen`) and of `AdaJudgeHead`, against eager, and checked to make no copy of `hidden`.
 3. `cuda_graphs`: capture and replay of every op, forward and backward, equal to eager.

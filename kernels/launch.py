@@ -24,6 +24,7 @@ import functools
 import inspect
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
 from torch.library import wrap_triton
 from triton.runtime.interpreter import InterpretedFunction
 
@@ -96,11 +97,19 @@ def launch(kernel, grid: tuple[int, ...], *, num_warps: int, num_stages: int = N
             return
     if min(grid) == 0:
         return
+    if isinstance(kernel, InterpretedFunction) and _hold_no_data(arguments):
+        return  # the CPU interpreter cannot run on them; they carry shapes only, as in wrap_triton's fake kernel
     options = {"num_warps": num_warps, "num_stages": num_stages}
     # `wrap_triton` lets torch.compile see the kernel; the CPU interpreter compiles nothing, and some torch
     # releases (2.11) refuse its interpreted kernels there.
     runner = kernel if isinstance(kernel, InterpretedFunction) else wrap_triton(kernel)
     runner[grid](**arguments, **options)
+
+
+def _hold_no_data(arguments: dict) -> bool:
+    """True when a tensor argument is fake or on the meta device: the launcher is being run for shapes only
+    (fake-tensor propagation, `torch.library.opcheck`'s fake-tensor test, a meta-device forward)."""
+    return any(isinstance(value, FakeTensor) or value.is_meta for value in arguments.values() if isinstance(value, torch.Tensor))
 
 
 def on_device(tensor: torch.Tensor):

@@ -21,10 +21,20 @@ def _status_lines(report: dict) -> list[str]:
     return lines
 
 
+def _selftest(step: dict) -> list[str]:
+    checked = step.get("selftest") or {}
+    if "rows" not in checked:
+        return []
+    return [f"**self-test** (`{checked['command']}`): {checked['passed']} rows passed, {len(checked['failed'])} failed, "
+            f"{checked['skipped']} skipped; worst error / bound {_num(checked['worst_ratio'], '.3f')}"
+            + "".join(f"\n- FAILED {row}" for row in checked["failed"][:MAX_LISTED])]
+
+
 def _tests(step: dict) -> list[str]:
     if "passed" not in step:
-        return []
-    lines = [f"**tests**: {step['passed']} passed, {step['failed']} failed, {step['errors']} errors, {step['skipped']} skipped"
+        return _selftest(step)
+    lines = [*_selftest(step),
+             f"**tests**: {step['passed']} passed, {step['failed']} failed, {step['errors']} errors, {step['skipped']} skipped"
              f" of {step['collected']} collected ({', '.join(step['files'])})"]
     lines += [f"- FAILED `{f['test']}` ({f['when']}): "
               f"{f['message'].strip().splitlines()[-1][:200] if f['message'].strip() else ''}"
