@@ -6,7 +6,7 @@ view of the kernels) and the static performance model (`python -m bench.gpu_mode
 runtime variant read against a GPU's launch plan). A `Launch` recorded by `launch.record_launches` is
 built by Triton's own `JITFunction.warmup` while `ahead_of_time(arch)` makes Triton target
 `cuda:sm_<arch>`, so the build carries exactly the runtime's specialisations (16-byte alignment,
-divisibility by 16, the constexprs, warps, stages and register cap the launcher chose).
+divisibility by 16, the constexprs, warps and stages the launcher chose).
 """
 if __name__ != "adajudge.kernels.aot":  # before any import: nothing here runs under another name
     raise ImportError(f"{__name__}: the repository's kernels/ folder is the package `adajudge.kernels` (a top-level "
@@ -62,10 +62,8 @@ def ahead_of_time(arch: int):
 def build(launch):
     """The `CompiledKernel` of a recorded `Launch` for the architecture of the enclosing `ahead_of_time`
     (Triton's cache serves a build it has made before). `asm` holds its "ttir", "ttgir", "ptx", "cubin"."""
-    options = {"num_warps": launch.num_warps, "num_stages": launch.num_stages}
-    if launch.maxnreg:
-        options["maxnreg"] = launch.maxnreg
-    return launch.kernel.warmup(**launch.arguments, grid=launch.grid, **options)
+    return launch.kernel.warmup(**launch.arguments, grid=launch.grid, num_warps=launch.num_warps,
+                                num_stages=launch.num_stages)
 
 
 def _tool(name: str, cubin: bytes, *flags: str) -> str:

@@ -21,39 +21,22 @@ if __name__ != "adajudge.kernels.launch":  # before any import: nothing here run
 import contextlib
 import dataclasses
 import functools
-import importlib.metadata
+import inspect
 
 import torch
-import triton
-import triton.language as tl
 from torch._subclasses.fake_tensor import FakeTensor
 from torch.library import wrap_triton
-from triton.runtime.errors import InterpreterError
 from triton.runtime.interpreter import InterpretedFunction
 
-# Bytes of one [BLOCK_T, D] token tile that should stay cache-resident between the two sweeps over D that
-# the fused pooling kernels make per token block (the second sweep re-reads the tile from L1/L2, not DRAM).
-TILE_BYTES = 128 << 10
-# Elements of one [BLOCK_T, BLOCK_D] register tile, and the warps that share it (8 fp32 per thread).
-TILE_ELEMENTS = 2048
-POOL_WARPS = 8
-# Register cap of those 8-warp programs (ptxas `maxnreg`): two programs per SM fit in the register file
-# (2 · 256 threads · 128 = 64 Ki registers). Left to itself, ptxas gave the packed 16-bit backward 80 registers
-# and spilled 2 values at sm_90; with the cap it takes 96 and spills nothing (compile check).
-POOL_MAX_REGISTERS = 128
 # Warps for the small [B, V] and [N] kernels.
 SMALL_WARPS = 4
-# Software-pipelining depth of every kernel's loops: 1 (none); deeper pipelines multiply the registers of
-# the tiles in flight and spilled in the compile check.
+# Software-pipelining depth of every kernel's loops: 1 (none). The pooling kernels issue their next block's
+# loads themselves (register prefetch), which keeps the tile out of shared memory.
 NUM_STAGES = 1
-# Programs per SM that a split plan aims for: two waves of the two 8-warp programs an SM holds at once under
-# POOL_MAX_REGISTERS, so uneven rows still balance.
+# Programs per SM that `target_programs` aims for (the small kernels: 4-warp programs).
 PROGRAMS_PER_SM = 4
-# Programs the CPU interpreter runs when it stands in for a GPU (enough to exercise every split path).
-INTERPRETER_PROGRAMS = 4
-# Most token splits of one row. The combine kernel loads the splits' statistics as one [MAX_SPLITS] vector,
-# and each split costs 2·3·D·4 bytes of fp32 partials (written, then read by the combine).
-MAX_SPLITS = 128
+# SMs the CPU interpreter stands in for: a few programs, enough to exercise every split path.
+INTERPRETER_MULTIPROCESSORS = 1
 # CUDA's grid limits: axis 0 up to 2³¹ − 1 blocks, axes 1 and 2 up to 65535.
 GRID_LIMITS = (2**31 - 1, 65535, 65535)
 
@@ -67,7 +50,6 @@ class Launch:
     arguments: dict
     num_warps: int
     num_stages: int
-    maxnreg: int | None
 
     @property
     def name(self) -> str:
@@ -94,33 +76,33 @@ def record_launches(*, execute: bool = True):
         _recording, _execute = previous
 
 
-def launch(
-    kernel, grid: tuple[int, ...], *, num_warps: int, num_stages: int = NUM_STAGES, maxnreg: int | None = None, **arguments
-) -> None:
+def launch(kernel, grid: tuple[int, ...], *, num_warps: int, num_stages: int = NUM_STAGES, **arguments) -> None:
     """Launch `kernel[grid](**arguments)`; raise `ValueError` for a grid CUDA would refuse.
 
-    Keyword arguments only, as at every launch site of the library. `maxnreg` caps the registers per thread
-    (None: ptxas decides). An empty grid (a zero-sized batch) launches nothing.
+    Keyword arguments only, as at every launch site of the library. The only build options are `num_warps`
+    and `num_stages`, the ones `torch.compile`'s Inductor keeps when it launches a user kernel (it drops
+    `maxnreg`), so a compiled graph runs the very builds the compile check makes: no kernel relies on a
+    register cap (the plans keep every build at or under 255 registers, at most two programs per SM).
+    An empty grid (a zero-sized batch) launches nothing.
     """
     for axis, (size, limit) in enumerate(zip(grid, GRID_LIMITS)):
         if size > limit:
             raise ValueError(f"grid: expected axis {axis} <= {limit} (CUDA's limit), got {size} for {kernel}")
+    unknown = set(arguments) - set(inspect.signature(kernel.fn).parameters)
+    if unknown:  # Triton would take them as build options (maxnreg, num_ctas, ...), which Inductor drops
+        raise TypeError(f"arguments: expected parameters of {kernel.fn.__name__}, got {sorted(unknown)}")
     if _recording is not None:
-        _recording.append(Launch(kernel, tuple(grid), arguments, num_warps, num_stages, maxnreg))
+        _recording.append(Launch(kernel, tuple(grid), arguments, num_warps, num_stages))
         if not _execute:
             return
     if min(grid) == 0:
         return
     if isinstance(kernel, InterpretedFunction) and _hold_no_data(arguments):
         return  # the CPU interpreter cannot run on them; they carry shapes only, as in wrap_triton's fake kernel
-    options = {"num_warps": num_warps, "num_stages": num_stages} | ({"maxnreg": maxnreg} if maxnreg else {})
+    options = {"num_warps": num_warps, "num_stages": num_stages}
     # `wrap_triton` lets torch.compile see the kernel; the CPU interpreter compiles nothing, and some torch
     # releases (2.11) refuse its interpreted kernels there.
-    if isinstance(kernel, InterpretedFunction):
-        check_interpreter()
-        runner = kernel
-    else:
-        runner = wrap_triton(kernel)
+    runner = kernel if isinstance(kernel, InterpretedFunction) else wrap_triton(kernel)
     runner[grid](**arguments, **options)
 
 
@@ -128,36 +110,6 @@ def _hold_no_data(arguments: dict) -> bool:
     """True when a tensor argument is fake or on the meta device: the launcher is being run for shapes only
     (fake-tensor propagation, `torch.library.opcheck`'s fake-tensor test, a meta-device forward)."""
     return any(isinstance(value, FakeTensor) or value.is_meta for value in arguments.values() if isinstance(value, torch.Tensor))
-
-
-@triton.jit
-def _runtime_bound_loop_kernel(out, n):
-    count = 0
-    for _ in range(0, n):
-        count += 1
-    tl.store(out, count)
-
-
-@functools.cache
-def interpreter_runs_loops() -> bool:
-    """Whether Triton's CPU interpreter runs a loop whose bound is a runtime value, as every kernel here has.
-    Triton 3.6's does not under numpy 2.4 or later: it takes the bound with `int()` of a one-element array,
-    which those numpy releases refuse (triton-lang/triton#9171, fixed in Triton 3.7)."""
-    out = torch.zeros(1, dtype=torch.int32)
-    try:
-        _runtime_bound_loop_kernel[(1,)](out, 3)
-    except InterpreterError:
-        return False
-    return int(out.item()) == 3
-
-
-def check_interpreter() -> None:
-    """Raise `RuntimeError`, naming the fix, where the CPU interpreter cannot run the kernels (see above)."""
-    if not interpreter_runs_loops():
-        raise RuntimeError(
-            f"Triton {triton.__version__}'s CPU interpreter (TRITON_INTERPRET=1) cannot run adajudge's kernels with "
-            f"numpy {importlib.metadata.version('numpy')}: it reads loop bounds in a way numpy >= 2.4 refuses "
-            "(triton-lang/triton#9171). Install 'numpy<2.4' or 'triton>=3.7', or use backend='torch' on CPU")
 
 
 def on_device(tensor: torch.Tensor):
@@ -184,25 +136,19 @@ def assume_multiprocessors(count: int):
         _assumed_multiprocessors.pop()
 
 
-def target_programs(device: torch.device) -> int:
-    """How many programs fill `device`: `PROGRAMS_PER_SM` per SM on CUDA (or on the GPU that
-    `assume_multiprocessors` names); a few under the CPU interpreter."""
+def multiprocessors(device: torch.device) -> int:
+    """SMs of `device` (or of the GPU that `assume_multiprocessors` names); INTERPRETER_MULTIPROCESSORS under
+    the CPU interpreter."""
     if _assumed_multiprocessors:
-        return PROGRAMS_PER_SM * _assumed_multiprocessors[-1]
+        return _assumed_multiprocessors[-1]
     if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        return PROGRAMS_PER_SM * _multiprocessors(index)
-    return INTERPRETER_PROGRAMS
+        return _multiprocessors(device.index if device.index is not None else torch.cuda.current_device())
+    return INTERPRETER_MULTIPROCESSORS
 
 
-@dataclasses.dataclass(frozen=True)
-class TilePlan:
-    """Block sizes of a token sweep and how each row's tokens are split across programs."""
-
-    block_t: int
-    block_d: int
-    num_splits: int
-    chunk_len: int
+def target_programs(device: torch.device) -> int:
+    """How many 4-warp programs fill `device`: `PROGRAMS_PER_SM` per SM."""
+    return PROGRAMS_PER_SM * multiprocessors(device)
 
 
 _forced: dict = {}
@@ -210,8 +156,9 @@ _forced: dict = {}
 
 @contextlib.contextmanager
 def force_tile_plan(*, block_t: int | None = None, block_d: int | None = None, num_splits: int | None = None):
-    """Test-only: make every token sweep in the block use these sizes instead of the shape's heuristics,
-    so small inputs still run several D chunks and several splits per row."""
+    """Test-only: make every pooling launch in the block use these sizes instead of the shape's heuristics, so
+    small inputs still run several splits per row (`num_splits`) or several D tiles (a `block_d` below D,
+    which the fused kernels cannot hold: the D-tiled kernels run then)."""
     previous = dict(_forced)
     _forced.update({k: v for k, v in {"block_t": block_t, "block_d": block_d, "num_splits": num_splits}.items() if v})
     try:
@@ -221,29 +168,6 @@ def force_tile_plan(*, block_t: int | None = None, block_d: int | None = None, n
         _forced.update(previous)
 
 
-def forced_tile(block_t: int, block_d: int) -> tuple[int, int]:
-    """`(block_t, block_d)`, or the sizes `force_tile_plan` imposes."""
-    return _forced.get("block_t", block_t), _forced.get("block_d", block_d)
-
-
-def token_tile(dim: int, element_size: int) -> tuple[int, int]:
-    """`(BLOCK_T, BLOCK_D)` for sweeping `[tokens, dim]` rows: BLOCK_T tokens, D in chunks of BLOCK_D."""
-    fit = max(1, TILE_BYTES // (dim * element_size))
-    block_t = min(max(1 << (fit.bit_length() - 1), 4), 16)  # largest power of two that fits, in [4, 16]
-    return forced_tile(block_t, min(triton.next_power_of_2(dim), max(64, TILE_ELEMENTS // block_t)))
-
-
-def token_splits(length: int, rows: int, block_t: int, device: torch.device, *, programs_per_row: int = 1) -> tuple[int, int]:
-    """`(num_splits, chunk_len)`: split each row's `length` tokens so `rows · programs_per_row · num_splits`
-    programs fill the device; a chunk holds a whole number of BLOCK_T blocks; at most `MAX_SPLITS`."""
-    wanted = triton.cdiv(target_programs(device), max(1, rows * programs_per_row))
-    splits = max(1, min(_forced.get("num_splits", wanted), MAX_SPLITS, triton.cdiv(length, block_t)))
-    chunk = max(1, triton.cdiv(triton.cdiv(length, splits), block_t)) * block_t
-    return max(1, triton.cdiv(length, chunk)), chunk
-
-
-def plan_token_sweep(dim: int, element_size: int, length: int, rows: int, device: torch.device) -> TilePlan:
-    """The `TilePlan` of a fused pooling sweep (one program per row split, all of D)."""
-    block_t, block_d = token_tile(dim, element_size)
-    num_splits, chunk_len = token_splits(length, rows, block_t, device)
-    return TilePlan(block_t, block_d, num_splits, chunk_len)
+def forced(name: str, default: int) -> int:
+    """`default`, or the size `force_tile_plan` imposes for `name`."""
+    return _forced.get(name, default)

@@ -1,48 +1,54 @@
 """Multi-view pooling (docs/design.md §3) in Triton: kernels, launchers, registered autograd, entry point.
+The designs, their bytes and registers, and what the static GPU model predicts for them: docs/kernels.md.
 
-Forward, two variants (the private switch `ADAJUDGE_POOL_FORWARD`, read at every launch):
+Forward, two designs behind the private switch `ADAJUDGE_POOL_FORWARD` (`adajudge.kernels.pool_forward`):
 
-`fused` (default) — one program per (row, token split), all of D, flash-decoding style:
+`fused` (the default) — one program per (row, token split) holds the whole hidden size: its [BLOCK_T,
+BLOCK_D] blocks have the warps side by side along D, each thread C = BLOCK_D/(32·num_warps) columns (64 bytes)
+of every token (BLOCK_D = D rounded up to a power of two, at most RESIDENT_MAX_D; beyond, `two_phase`):
 
-    for each block of BLOCK_T tokens:                       hidden read once from DRAM
-        a_t  = <h_t, w_a> + b_a            sweep 1 over D  (scores kept for the backward: [B, T] fp32)
-        m, l_sum = running max / sum of exp(a_t − m) over response tokens
-        acc_A ← acc_A·exp(m_old − m) + Σ_t exp(a_t − m)·h_t
-        acc_M += Σ_{t∈R} h_t,  acc_P += Σ_{t∈P} h_t            sweep 2 over D  (tile re-read from L1/L2)
+    per iteration: issue the loads of the next step's blocks (and of the kinds of the step after), then
+    for each of the step's blocks (two while they fit in TILE_BYTES per SM: PAIRED):
+        a_t = <h_t, w_a> + b_a                 one cross-warp reduction per block; scores [T] fp32 kept
+        m, l = running max and Σ exp(a_t − m) over the response tokens (online softmax)
+        acc_A ← acc_A·exp(m_old − m) + Σ_t exp(a_t − m)·h_t,  acc_M += Σ_{t∈R} h_t,  acc_P += Σ_{t∈P} h_t
+    acc_{M,A,P}: [BLOCK_D] fp32 each, in registers; stored once per split (no zero-fill, nothing re-read)
 
-  The accumulators are fp32 rows of a partial buffer [B, S, 3, D], read and written once per token block.
+`two_phase` — any D: phase 1 scores every token (one program per (row, split), D swept in chunks) and keeps
+each split's max and sum; phase 2 tiles D across programs with p_t = exp(a_t − the row's max) and the three
+accumulators in registers. Reads `hidden` twice.
 
-`two_phase` — scores first, then D tiled across programs with the accumulators in registers:
+Both end in a combine kernel, one program per (row, D tile): it merges every split's statistics and partial
+accumulators in one [BLOCK_S, BLOCK_D] step (per-lane running maxima, no reduction inside its loop), divides
+by the counts, gathers the last response token, and writes [B, 4, D] in hidden's dtype plus what the
+backward needs: z_A fp32, lse = m + log l, counts, τ.
 
-    phase 1, one program per (row, split):      a_t, per-split max m_s and sum l_s   (reads hidden once)
-    phase 2, one program per (row, split, D tile): p_t = exp(a_t − max_s m_s);
-             acc_{M,A,P}[BLOCK_D] += Σ_t {1_R, p_t, 1_P}·h_t[BLOCK_D]               (reads hidden again)
+DRAM bytes per row (e: element size of hidden; T tokens, D hidden size, S splits, at least MIN_SPLIT_TOKENS
+tokens each, so the partials are at most 24/(MIN_SPLIT_TOKENS·e) of hidden's bytes):
 
-Both end in a combine kernel that merges the S splits (vector loads of the splits' statistics), divides by
-the counts, gathers the last token, and writes [B, 4, D] in hidden's dtype plus what the backward needs:
-z_A in fp32, lse = M + log L, counts, τ.
+    fused       T·D·e (hidden, once; padding tokens not read) + 5·T (kinds, scores)
+                + 2·S·(3·D + 5)·4 (partials, written once, read once) + 4·D·e + 4·D + 16 (views, z_A, statistics)
+    two_phase   2·T·D·e + 9·T + 2·S·(3·D + 5)·4 + the same outputs
 
-Bytes model per row (e = element size of hidden, S splits, T tokens, D hidden size):
+Registers of `fused` per thread: 3·C accumulators and C of w_a (fp32), the block being computed in fp32
+(BLOCK_T·C) and the next step's raw tiles in flight (`FusedPlan`): about 250 of the 255 a thread may have
+at D = 4096 bf16 (C = 32, 4 warps, two programs per SM) — the compile check reports every build's figures
+and that none spills. No kernel sets a register cap (`launch` takes num_warps and num_stages only, the
+options `torch.compile` keeps), so compiled graphs run these very builds.
 
-    variant     DRAM                                           cache traffic beyond the tiles
-    fused       T·D·e + 5·T + 2·S·3·D·4                        2·3·D·4 per BLOCK_T tokens = 24/(BLOCK_T·e)
-                                                               × the hidden bytes (0.75× at bf16 and fp32
-                                                               with the tile plan of `launch.token_tile`)
-    two_phase   2·T·D·e + 9·T + 2·S·3·D·4                      none (accumulators in registers)
+Backward (docs/design.md §3; the VJP is derived above `multiview_pool_bwd_kernel`): reads hidden once (its
+response tokens) and writes dH once. D ≤ RESIDENT_MAX_D: each program holds dz_A, w_a, dz_M/|R|, dz_P/|P|
+and its dw_a accumulator for the whole of D in registers, the next block's tile in flight. A larger D first
+scores q_t = <h_t, dz_A> (phase 1 above, a second read of hidden) and tiles D across programs. A last kernel
+sums the programs' dw_a rows and db_a (deterministic, no atomics) and casts dw_a to w_a's dtype: two
+launches, no PyTorch op in between.
 
-Registers: `fused` holds one [BLOCK_T, BLOCK_D] = 2048-element tile over 256 threads (8 fp32 each) plus the
-row's scalars; `two_phase` holds a [32, 128] tile over 128 threads and 3 [128] accumulators. Both are far
-below the 255-register limit (the compile check reports the exact figures and 0 spills).
-The model favours `fused`: it reads hidden from DRAM once, and its extra traffic goes to L2, whose bandwidth
-is a few times that of HBM; `two_phase` reads hidden twice unless it fits in L2, and wins only where the
-fused grid is too small to fill the GPU (few, short rows: D tiles add parallelism). One GPU run of
-`python -m bench.gpu_check` measures both.
-
-Backward (one program per group of (row, split) work items, a fixed number of programs): reads hidden
-once, writes dH once; dw_a in one fp32 partial row per program, summed on the host (deterministic).
-
-No launcher reads a tensor's values on the host: the packed layout takes its longest row as `max_seqlen`.
+Offsets into hidden, dH and the partials are int64; lengths, strides and split sizes are runtime arguments.
+Loops with runtime bounds are `while` loops (kernels/README.md). No launcher reads a tensor's values on the
+host: the packed layout takes its longest row as `max_seqlen`.
 """
+import dataclasses
+
 import torch
 import triton
 import triton.language as tl
@@ -50,25 +56,34 @@ from torch.library import triton_op
 
 from adajudge.views import NUM_VIEWS, TokenKind, View
 
-from .launch import (
-    MAX_SPLITS,
-    POOL_MAX_REGISTERS,
-    POOL_WARPS,
-    SMALL_WARPS,
-    forced_tile,
-    launch,
-    on_device,
-    plan_token_sweep,
-    target_programs,
-    token_splits,
-)
+from .launch import SMALL_WARPS, forced, launch, multiprocessors, on_device
 from .pool_forward import forward_variant
 
-# Tile of the two-phase accumulation: [TWO_PHASE_BLOCK_T tokens, TWO_PHASE_BLOCK_D] over 4 warps.
-TWO_PHASE_BLOCK_T = 32
-TWO_PHASE_BLOCK_D = 128
-# The combine's D tile.
-COMBINE_BLOCK_D = 1024
+# The fused kernels hold the whole hidden size in registers up to this many columns (fp16: fewer, its
+# conversion to fp32 takes more registers on sm_80, where 8192 columns spilled).
+RESIDENT_MAX_D = 8192
+RESIDENT_MAX_D_FP16 = 4096
+# Hidden bytes an SM streams per iteration of the fused kernels (and has in flight while it computes the last).
+TILE_BYTES = 32 << 10
+# Bytes of each token a thread of a fused program holds (its columns): 32 of bf16, 16 of fp32; fp16 a quarter
+# of that in the forward, half in the backward (more spilled on sm_80, where its conversion takes more).
+ROW_BYTES_PER_THREAD = 64
+# Tokens of one fused split at least: each split writes (and the combine reads) 3·D fp32 partials, at most
+# 24/(MIN_SPLIT_TOKENS·e) of the bytes of hidden it reads.
+MIN_SPLIT_TOKENS = 64
+# Tile of the D-tiled kernels (two_phase, and the backward beyond RESIDENT_MAX_D): [TILED_BLOCK_T, TILED_BLOCK_D].
+TILED_BLOCK_T = 32
+TILED_BLOCK_D = 128
+# Elements of the combine's [BLOCK_S, BLOCK_D] tiles over its COMBINE_WARPS warps, and its narrowest D tile
+# (16 fp32: two 32-byte sectors).
+COMBINE_TILE = 4096
+COMBINE_WARPS = 4
+COMBINE_MIN_BLOCK_D = 16
+# Largest number of token splits per row (the combine loops over them in tiles).
+MAX_SPLITS = 1024
+# Tile of the dw_a reduction: [DW_BLOCK_R partial rows, DW_BLOCK_D].
+DW_BLOCK_R = 64
+DW_BLOCK_D = 32
 
 # Token classes of the one-byte `kinds` map.
 PADDING_TOKEN = tl.constexpr(int(TokenKind.PADDING))
@@ -120,81 +135,20 @@ def _token_dots(hidden, token_offsets, mask_t, vector, stride_v, D, BLOCK_T: tl.
     """`<h_t, v>` for a block of tokens (`token_offsets` [BLOCK_T, 1] into `hidden`), D swept in BLOCK_D
     chunks; tokens outside `mask_t` are not read (0). [BLOCK_T] fp32."""
     dots = tl.zeros([BLOCK_T], dtype=tl.float32)
-    for d0 in range(0, D, BLOCK_D):
+    d0 = 0
+    while d0 < D:
         offs_d = d0 + tl.arange(0, BLOCK_D)
         mask_d = offs_d < D
         # [BLOCK_T, BLOCK_D]
         h = tl.load(hidden + token_offsets + offs_d[None, :], mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
         v = tl.load(vector + offs_d * stride_v, mask=mask_d, other=0.0).to(tl.float32)  # [BLOCK_D]
         dots += tl.sum(h * v[None, :], axis=1)
+        d0 += BLOCK_D
     return dots
 
 
-@triton.jit(do_not_specialize=["max_len", "chunk_len", "num_splits"])
-def multiview_pool_fwd_kernel(
-    hidden, kinds, attn_weight, attn_bias, cu_seqlens,
-    scores, partial_acc, partial_stats,
-    max_len, D, chunk_len, num_splits, stride_hb, stride_ht, stride_w,
-    HAS_BIAS: tl.constexpr, IS_VARLEN: tl.constexpr, ACCUMULATE: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
-):
-    """One (row, split) per program. Always: scores and the split's statistics. With ACCUMULATE (the fused
-    variant): the split's three accumulators too; without (phase 1 of two_phase): nothing else."""
-    pid = tl.program_id(0)
-    i_b, i_s = pid // num_splits, pid % num_splits
-    token0, hidden0, length = _row_span(tl.load(cu_seqlens + i_b) if IS_VARLEN else 0,
-                                        tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
-                                        i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
-    start = i_s * chunk_len
-    end = _split_end(start, chunk_len, length, i_s, num_splits)
-    split = i_b.to(tl.int64) * num_splits + i_s
-    acc = partial_acc + split * ACCUMULATORS * D  # [ACCUMULATORS, D] fp32, zero-initialised
-    bias = tl.load(attn_bias).to(tl.float32) if HAS_BIAS else 0.0
-
-    m = float("-inf")
-    l_sum = 0.0
-    n_response = 0
-    n_prompt = 0
-    last = -1
-    for t0 in range(start, end, BLOCK_T):
-        offs_t = t0 + tl.arange(0, BLOCK_T)
-        mask_t = offs_t < end
-        kind = tl.load(kinds + token0 + offs_t, mask=mask_t, other=PADDING_TOKEN)  # [BLOCK_T]
-        is_response = kind == RESPONSE_TOKEN
-        is_prompt = kind == PROMPT_TOKEN
-        token_offsets = hidden0 + offs_t.to(tl.int64)[:, None] * stride_ht  # [BLOCK_T, 1]
-        a = _token_dots(hidden, token_offsets, is_response, attn_weight, stride_w, D, BLOCK_T, BLOCK_D) + bias  # sweep 1
-        tl.store(scores + token0 + offs_t, a, mask=mask_t)
-
-        a_response = tl.where(is_response, a, float("-inf"))
-        m_new = tl.maximum(m, tl.max(a_response, axis=0))
-        m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)  # no response token yet: keep exps finite
-        alpha = tl.exp(m - m_ref)
-        p = tl.exp(a_response - m_ref)  # [BLOCK_T], 0 outside the response
-        l_sum = l_sum * alpha + tl.sum(p, axis=0)
-        m = m_new
-        if ACCUMULATE:
-            for d0 in range(0, D, BLOCK_D):  # sweep 2: the tile again, from L1/L2
-                offs_d = d0 + tl.arange(0, BLOCK_D)
-                mask_d = offs_d < D
-                # [BLOCK_T, BLOCK_D]
-                h = tl.load(hidden + token_offsets + offs_d[None, :], mask=(kind != PADDING_TOKEN)[:, None] & mask_d[None, :],
-                            other=0.0).to(tl.float32)
-                h_response = tl.where(is_response[:, None], h, 0.0)  # selected, never multiplied by 0: NaN stays out
-                h_prompt = tl.where(is_prompt[:, None], h, 0.0)
-                acc_mean = tl.load(acc + ACC_MEAN * D + offs_d, mask=mask_d)
-                acc_attn = tl.load(acc + ACC_ATTN * D + offs_d, mask=mask_d)
-                acc_prompt = tl.load(acc + ACC_PROMPT * D + offs_d, mask=mask_d)
-                tl.store(acc + ACC_MEAN * D + offs_d, acc_mean + tl.sum(h_response, axis=0), mask=mask_d)
-                tl.store(acc + ACC_ATTN * D + offs_d, acc_attn * alpha + tl.sum(h_response * p[:, None], axis=0), mask=mask_d)
-                tl.store(acc + ACC_PROMPT * D + offs_d, acc_prompt + tl.sum(h_prompt, axis=0), mask=mask_d)
-            # The next block reloads these rows, and another thread of this program may have stored them:
-            # order the stores before those loads explicitly.
-            tl.debug_barrier()
-        n_response += tl.sum(is_response.to(tl.int32), axis=0)
-        n_prompt += tl.sum(is_prompt.to(tl.int32), axis=0)
-        last = tl.maximum(last, tl.max(tl.where(is_response, offs_t, -1), axis=0))
-
+@triton.jit
+def _store_stats(partial_stats, split, m, l_sum, n_response, n_prompt, last):
     stats = partial_stats + split * STATS
     tl.store(stats + STAT_MAX, m)
     tl.store(stats + STAT_SUM, l_sum)
@@ -204,17 +158,185 @@ def multiview_pool_fwd_kernel(
 
 
 @triton.jit
-def _row_score_max(partial_stats, i_b, num_stat_splits, BLOCK_S: tl.constexpr):
+def _kinds(kinds_row, offs_t, end):
+    """Token kinds of `offs_t` as a [BLOCK_T, 1] column (PADDING past `end`): loaded straight into the layout the
+    [BLOCK_T, BLOCK_D] tiles use, so no layout conversion waits on the load."""
+    return tl.load(kinds_row + offs_t[:, None], mask=offs_t[:, None] < end, other=PADDING_TOKEN)
+
+
+@triton.jit
+def _tile(hidden, hidden0, offs_t, stride_ht, offs_d, rows, mask_d):
+    """The [BLOCK_T, BLOCK_D] tile of tokens `offs_t`, in hidden's dtype, of the tokens in `rows` [BLOCK_T, 1]
+    only: the others are not read (their values are undefined and never used: every use selects by kind)."""
+    pointers = hidden + hidden0 + offs_t.to(tl.int64)[:, None] * stride_ht + offs_d[None, :]
+    return tl.load(pointers, mask=rows & mask_d[None, :])  # one line: SASS and TTIR name it alike
+
+
+@triton.jit
+def _column(values_row, offs_t, end):
+    """fp32 values of tokens `offs_t` (0 past `end`) as a [BLOCK_T, 1] column, like `_kinds`."""
+    return tl.load(values_row + offs_t[:, None], mask=offs_t[:, None] < end, other=0.0)
+
+
+@triton.jit
+def _fwd_block(h, kind, offs_t, end, w, bias, scores_row, acc_mean, acc_attn, acc_prompt, m, l_sum, n_response, n_prompt,
+               last):
+    """One block of the fused forward: scores, the online softmax and the three accumulators."""
+    is_response = kind == RESPONSE_TOKEN  # [BLOCK_T, 1]
+    h32 = h.to(tl.float32)
+    h_response = tl.where(is_response, h32, 0.0)  # selected, never multiplied by 0: NaN stays out
+    acc_mean += tl.sum(h_response, axis=0)
+    acc_prompt += tl.sum(tl.where(kind == PROMPT_TOKEN, h32, 0.0), axis=0)
+    a = tl.sum(h_response * w[None, :], axis=1) + bias  # [BLOCK_T]
+    tl.store(scores_row + offs_t[:, None], a[:, None], mask=offs_t[:, None] < end)  # as a column: no layout change
+    responds = tl.max(is_response.to(tl.int32), axis=1) > 0  # [BLOCK_T] (a reduction over one column: free)
+    a_response = tl.where(responds, a, float("-inf"))
+    m_new = tl.maximum(m, tl.max(a_response, axis=0))
+    m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)  # no response token yet: keep exps finite
+    alpha = tl.exp(m - m_ref)
+    p = tl.exp(a_response - m_ref)  # [BLOCK_T], 0 outside the response
+    l_sum = l_sum * alpha + tl.sum(p, axis=0)
+    acc_attn = acc_attn * alpha + tl.sum(h_response * p[:, None], axis=0)
+    n_response += tl.sum(responds.to(tl.int32), axis=0)
+    n_prompt += tl.sum((kind == PROMPT_TOKEN).to(tl.int32))
+    last = tl.maximum(last, tl.max(tl.where(responds, offs_t, -1), axis=0))
+    return acc_mean, acc_attn, acc_prompt, m_new, l_sum, n_response, n_prompt, last
+
+
+@triton.jit(do_not_specialize=["max_len", "chunk_len", "num_splits"])
+def multiview_pool_fwd_kernel(
+    hidden, kinds, attn_weight, attn_bias, cu_seqlens,
+    scores, partial_acc, partial_stats,
+    max_len, D, chunk_len, num_splits, stride_hb, stride_ht, stride_w,
+    HAS_BIAS: tl.constexpr, IS_VARLEN: tl.constexpr, PAIRED: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    """`fused`: one (row, split) per program, the whole of D (BLOCK_D ≥ D): scores, the split's statistics and
+    its three accumulators. Each iteration computes one block of BLOCK_T tokens (two with PAIRED) while the
+    next step's are in flight (their loads issued first, into registers: a double buffer), and loads the
+    kinds of the step after those, so no load waits on another."""
+    pid = tl.program_id(0)
+    i_b, i_s = pid // num_splits, pid % num_splits
+    token0, hidden0, length = _row_span(tl.load(cu_seqlens + i_b) if IS_VARLEN else 0,
+                                        tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
+                                        i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
+    start = i_s * chunk_len
+    end = _split_end(start, chunk_len, length, i_s, num_splits)
+    offs_d = tl.arange(0, BLOCK_D)
+    mask_d = offs_d < D
+    w = tl.load(attn_weight + offs_d * stride_w, mask=mask_d, other=0.0).to(tl.float32)  # [BLOCK_D]
+    bias = tl.load(attn_bias).to(tl.float32) if HAS_BIAS else 0.0
+    kinds_row, scores_row = kinds + token0, scores + token0
+    offs = start + tl.arange(0, BLOCK_T)
+
+    acc_mean = tl.zeros([BLOCK_D], dtype=tl.float32)
+    acc_attn = tl.zeros([BLOCK_D], dtype=tl.float32)
+    acc_prompt = tl.zeros([BLOCK_D], dtype=tl.float32)
+    m = float("-inf")
+    l_sum = 0.0
+    n_response = 0
+    n_prompt = 0
+    last = -1
+    step = 2 * BLOCK_T if PAIRED else BLOCK_T
+    kind_a = _kinds(kinds_row, offs, end)
+    h_a = _tile(hidden, hidden0, offs, stride_ht, offs_d, kind_a != PADDING_TOKEN, mask_d)
+    kind_c = _kinds(kinds_row, offs + step, end)
+    if PAIRED:
+        kind_b = _kinds(kinds_row, offs + BLOCK_T, end)
+        h_b = _tile(hidden, hidden0, offs + BLOCK_T, stride_ht, offs_d, kind_b != PADDING_TOKEN, mask_d)
+        kind_d = _kinds(kinds_row, offs + step + BLOCK_T, end)
+    t0 = start
+    while t0 < end:
+        offs = t0 + tl.arange(0, BLOCK_T)
+        # the next step's tiles (their kinds arrived last iteration), and the kinds of the step after
+        h_c = _tile(hidden, hidden0, offs + step, stride_ht, offs_d, kind_c != PADDING_TOKEN, mask_d)
+        kind_e = _kinds(kinds_row, offs + 2 * step, end)
+        if PAIRED:
+            h_d = _tile(hidden, hidden0, offs + step + BLOCK_T, stride_ht, offs_d, kind_d != PADDING_TOKEN, mask_d)
+            kind_f = _kinds(kinds_row, offs + 2 * step + BLOCK_T, end)
+        acc_mean, acc_attn, acc_prompt, m, l_sum, n_response, n_prompt, last = _fwd_block(
+            h_a, kind_a, offs, end, w, bias, scores_row, acc_mean, acc_attn, acc_prompt, m, l_sum, n_response, n_prompt, last)
+        if PAIRED:
+            acc_mean, acc_attn, acc_prompt, m, l_sum, n_response, n_prompt, last = _fwd_block(
+                h_b, kind_b, offs + BLOCK_T, end, w, bias, scores_row, acc_mean, acc_attn, acc_prompt, m, l_sum, n_response,
+                n_prompt, last)
+            h_b, kind_b, kind_d = h_d, kind_d, kind_f
+        h_a, kind_a, kind_c = h_c, kind_c, kind_e
+        t0 += step
+
+    split = i_b.to(tl.int64) * num_splits + i_s
+    acc = partial_acc + split * ACCUMULATORS * D
+    tl.store(acc + ACC_MEAN * D + offs_d, acc_mean, mask=mask_d)
+    tl.store(acc + ACC_ATTN * D + offs_d, acc_attn, mask=mask_d)
+    tl.store(acc + ACC_PROMPT * D + offs_d, acc_prompt, mask=mask_d)
+    _store_stats(partial_stats, split, m, l_sum, n_response, n_prompt, last)
+
+
+@triton.jit(do_not_specialize=["max_len", "chunk_len", "num_splits"])
+def multiview_pool_scores_kernel(
+    hidden, kinds, vector, bias_ptr, cu_seqlens, scores, partial_stats,
+    max_len, D, chunk_len, num_splits, stride_hb, stride_ht, stride_vb, stride_v,
+    HAS_BIAS: tl.constexpr, HAS_STATS: tl.constexpr, IS_VARLEN: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    """One (row, split) per program, D swept in chunks: `<h_t, v_b> (+ b)` for the response tokens (0
+    elsewhere), v_b = `vector + b·stride_vb` (w_a for every row: the scores of two_phase's phase 1, with
+    HAS_STATS the split's statistics too; dz_A of row b: q_t for the D-tiled backward)."""
+    pid = tl.program_id(0)
+    i_b, i_s = pid // num_splits, pid % num_splits
+    token0, hidden0, length = _row_span(tl.load(cu_seqlens + i_b) if IS_VARLEN else 0,
+                                        tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
+                                        i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
+    start = i_s * chunk_len
+    end = _split_end(start, chunk_len, length, i_s, num_splits)
+    row_vector = vector + i_b.to(tl.int64) * stride_vb
+    bias = tl.load(bias_ptr).to(tl.float32) if HAS_BIAS else 0.0
+
+    m = float("-inf")
+    l_sum = 0.0
+    n_response = 0
+    n_prompt = 0
+    last = -1
+    t0 = start
+    while t0 < end:
+        offs_t = t0 + tl.arange(0, BLOCK_T)
+        mask_t = offs_t < end
+        kind = tl.load(kinds + token0 + offs_t, mask=mask_t, other=PADDING_TOKEN)  # [BLOCK_T]
+        is_response = kind == RESPONSE_TOKEN
+        token_offsets = hidden0 + offs_t.to(tl.int64)[:, None] * stride_ht  # [BLOCK_T, 1]
+        a = _token_dots(hidden, token_offsets, is_response, row_vector, stride_v, D, BLOCK_T, BLOCK_D) + bias
+        tl.store(scores + token0 + offs_t, a, mask=mask_t)
+        if HAS_STATS:
+            a_response = tl.where(is_response, a, float("-inf"))
+            m_new = tl.maximum(m, tl.max(a_response, axis=0))
+            m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)
+            l_sum = l_sum * tl.exp(m - m_ref) + tl.sum(tl.exp(a_response - m_ref), axis=0)
+            m = m_new
+            n_response += tl.sum(is_response.to(tl.int32), axis=0)
+            n_prompt += tl.sum((kind == PROMPT_TOKEN).to(tl.int32), axis=0)
+            last = tl.maximum(last, tl.max(tl.where(is_response, offs_t, -1), axis=0))
+        t0 += BLOCK_T
+    if HAS_STATS:
+        _store_stats(partial_stats, i_b.to(tl.int64) * num_splits + i_s, m, l_sum, n_response, n_prompt, last)
+
+
+@triton.jit
+def _row_score_max(partial_stats, i_b, num_splits, BLOCK_S: tl.constexpr):
     """The row's largest response score over its splits' statistics (−inf: no response token)."""
-    offs_s = tl.arange(0, BLOCK_S)
-    stats = partial_stats + (i_b.to(tl.int64) * num_stat_splits + offs_s) * STATS  # [BLOCK_S]
-    return tl.max(tl.load(stats + STAT_MAX, mask=offs_s < num_stat_splits, other=float("-inf")), axis=0)
+    stats_row = partial_stats + i_b.to(tl.int64) * num_splits * STATS
+    m = float("-inf")
+    s0 = 0
+    while s0 < num_splits:
+        offs_s = s0 + tl.arange(0, BLOCK_S)
+        m = tl.maximum(m, tl.max(tl.load(stats_row + offs_s * STATS + STAT_MAX, mask=offs_s < num_splits,
+                                         other=float("-inf")), axis=0))
+        s0 += BLOCK_S
+    return m
 
 
-@triton.jit(do_not_specialize=["max_len", "chunk_len", "num_splits", "num_stat_splits"])
+@triton.jit(do_not_specialize=["max_len", "chunk_len", "num_splits"])
 def multiview_pool_accumulate_kernel(
     hidden, kinds, scores, cu_seqlens, partial_stats, partial_acc,
-    max_len, D, chunk_len, num_splits, num_stat_splits, stride_hb, stride_ht,
+    max_len, D, chunk_len, num_splits, stride_hb, stride_ht,
     IS_VARLEN: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_S: tl.constexpr,
 ):
     """Phase 2 of two_phase: one (row, split, D tile) per program, accumulators in registers, attention
@@ -228,7 +350,7 @@ def multiview_pool_accumulate_kernel(
                                         i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
     start = i_s * chunk_len
     end = _split_end(start, chunk_len, length, i_s, num_splits)
-    m_row = _row_score_max(partial_stats, i_b, num_stat_splits, BLOCK_S)
+    m_row = _row_score_max(partial_stats, i_b, num_splits, BLOCK_S)
     m_ref = tl.where(m_row == float("-inf"), 0.0, m_row)
     offs_d = i_d * BLOCK_D + tl.arange(0, BLOCK_D)
     mask_d = offs_d < D
@@ -236,7 +358,8 @@ def multiview_pool_accumulate_kernel(
     acc_mean = tl.zeros([BLOCK_D], dtype=tl.float32)
     acc_attn = tl.zeros([BLOCK_D], dtype=tl.float32)
     acc_prompt = tl.zeros([BLOCK_D], dtype=tl.float32)
-    for t0 in range(start, end, BLOCK_T):
+    t0 = start
+    while t0 < end:
         offs_t = t0 + tl.arange(0, BLOCK_T)
         mask_t = offs_t < end
         kind = tl.load(kinds + token0 + offs_t, mask=mask_t, other=PADDING_TOKEN)  # [BLOCK_T]
@@ -251,6 +374,7 @@ def multiview_pool_accumulate_kernel(
         acc_mean += tl.sum(h_response, axis=0)
         acc_attn += tl.sum(h_response * p[:, None], axis=0)
         acc_prompt += tl.sum(tl.where((kind == PROMPT_TOKEN)[:, None], h, 0.0), axis=0)
+        t0 += BLOCK_T
 
     acc = partial_acc + (i_b.to(tl.int64) * num_splits + i_s) * ACCUMULATORS * D
     tl.store(acc + ACC_MEAN * D + offs_d, acc_mean, mask=mask_d)
@@ -258,52 +382,80 @@ def multiview_pool_accumulate_kernel(
     tl.store(acc + ACC_PROMPT * D + offs_d, acc_prompt, mask=mask_d)
 
 
-@triton.jit(do_not_specialize=["max_len", "num_splits", "num_stat_splits"])
+@triton.jit(do_not_specialize=["max_len", "num_splits"])
 def multiview_pool_combine_kernel(
     hidden, cu_seqlens, partial_acc, partial_stats,
     views, z_attn, lse, counts, last_index,
-    max_len, D, num_splits, num_stat_splits, stride_hb, stride_ht,
+    max_len, D, num_splits, stride_hb, stride_ht,
     IS_VARLEN: tl.constexpr, ATTN_AT_ROW_MAX: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_S: tl.constexpr,
 ):
-    """One (row, D tile) per program: merge the row's splits. `ATTN_AT_ROW_MAX`: the attention partials are
-    already relative to the row's max score (two_phase), not to their own split's (fused)."""
+    """One (row, D tile) per program: merge the row's splits in one pass, [BLOCK_S, BLOCK_D] partials and
+    [BLOCK_S] statistics per step. Each of the BLOCK_S lanes keeps its own running max and rescales its
+    attention partial as it grows (flash-decoding's merge, lane by lane), so nothing is reduced inside the
+    loop and the steps' loads are independent; the lanes are merged once at the end. `ATTN_AT_ROW_MAX`:
+    the attention partials are already relative to the row's max (two_phase), so only the splits' sums are
+    rescaled to it."""
     pid = tl.program_id(0)
     d_tiles = tl.cdiv(D, BLOCK_D)
     i_b, i_d = pid // d_tiles, pid % d_tiles
     offs_d = i_d * BLOCK_D + tl.arange(0, BLOCK_D)
     mask_d = offs_d < D
     _, hidden0, _ = _row_span(tl.load(cu_seqlens + i_b) if IS_VARLEN else 0, tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
-                                        i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
+                              i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
+    stats_row = partial_stats + i_b.to(tl.int64) * num_splits * STATS
 
-    offs_s = tl.arange(0, BLOCK_S)
-    mask_s = offs_s < num_stat_splits
-    stats_row = partial_stats + i_b.to(tl.int64) * num_stat_splits * STATS
-    stats = stats_row + offs_s * STATS  # [BLOCK_S]: every split's statistics in one vector load per slot
-    m_s = tl.load(stats + STAT_MAX, mask=mask_s, other=float("-inf"))
-    m_max = tl.max(m_s, axis=0)
-    m_ref = tl.where(m_max == float("-inf"), 0.0, m_max)
-    l_sum = tl.sum(tl.load(stats + STAT_SUM, mask=mask_s, other=0.0) * tl.exp(m_s - m_ref), axis=0)
-    n_response = tl.sum(tl.load(stats + STAT_RESPONSE, mask=mask_s, other=0.0), axis=0)
-    n_prompt = tl.sum(tl.load(stats + STAT_PROMPT, mask=mask_s, other=0.0), axis=0)
-    last = tl.max(tl.load(stats + STAT_LAST, mask=mask_s, other=-1.0), axis=0)
-
-    acc_mean = tl.zeros([BLOCK_D], dtype=tl.float32)
-    acc_attn = tl.zeros([BLOCK_D], dtype=tl.float32)
-    acc_prompt = tl.zeros([BLOCK_D], dtype=tl.float32)
-    for s in range(0, num_splits):  # independent loads: the scales are known before the loop
-        acc = partial_acc + (i_b.to(tl.int64) * num_splits + s) * ACCUMULATORS * D
+    m_lane = tl.full([BLOCK_S], float("-inf"), dtype=tl.float32)
+    l_sum = tl.zeros([BLOCK_S], dtype=tl.float32)
+    n_response = tl.zeros([BLOCK_S], dtype=tl.float32)
+    n_prompt = tl.zeros([BLOCK_S], dtype=tl.float32)
+    last = tl.full([BLOCK_S], -1.0, dtype=tl.float32)
+    acc_mean = tl.zeros([BLOCK_S, BLOCK_D], dtype=tl.float32)
+    acc_attn = tl.zeros([BLOCK_S, BLOCK_D], dtype=tl.float32)
+    acc_prompt = tl.zeros([BLOCK_S, BLOCK_D], dtype=tl.float32)
+    s0 = 0
+    while s0 < num_splits:
+        offs_s = s0 + tl.arange(0, BLOCK_S)
+        mask_s = offs_s < num_splits
+        splits = (i_b.to(tl.int64) * num_splits + offs_s) * ACCUMULATORS * D
+        acc = partial_acc + splits[:, None] + offs_d[None, :]  # [BLOCK_S, BLOCK_D]
+        mask = mask_s[:, None] & mask_d[None, :]
+        mean = tl.load(acc + ACC_MEAN * D, mask=mask, other=0.0)
+        attn = tl.load(acc + ACC_ATTN * D, mask=mask, other=0.0)
+        prompt = tl.load(acc + ACC_PROMPT * D, mask=mask, other=0.0)
+        stats = stats_row + offs_s * STATS  # [BLOCK_S]
+        m_s = tl.load(stats + STAT_MAX, mask=mask_s, other=float("-inf"))
+        l_s = tl.load(stats + STAT_SUM, mask=mask_s, other=0.0)
+        responses = tl.load(stats + STAT_RESPONSE, mask=mask_s, other=0.0)
+        prompts = tl.load(stats + STAT_PROMPT, mask=mask_s, other=0.0)
+        lasts = tl.load(stats + STAT_LAST, mask=mask_s, other=-1.0)
+        acc_mean += mean
+        acc_prompt += prompt
+        n_response += responses
+        n_prompt += prompts
+        last = tl.maximum(last, lasts)
+        m_new = tl.maximum(m_lane, m_s)
+        m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)  # no response token in the lane yet: keep exps finite
+        alpha, scale = tl.exp(m_lane - m_ref), tl.exp(m_s - m_ref)  # [BLOCK_S]
+        l_sum = l_sum * alpha + l_s * scale
         if ATTN_AT_ROW_MAX:
-            scale = 1.0
+            acc_attn += attn
         else:
-            scale = tl.exp(tl.load(stats_row + s * STATS + STAT_MAX) - m_ref)
-        acc_mean += tl.load(acc + ACC_MEAN * D + offs_d, mask=mask_d, other=0.0)
-        acc_attn += tl.load(acc + ACC_ATTN * D + offs_d, mask=mask_d, other=0.0) * scale
-        acc_prompt += tl.load(acc + ACC_PROMPT * D + offs_d, mask=mask_d, other=0.0)
+            acc_attn = acc_attn * alpha[:, None] + attn * scale[:, None]
+        m_lane = m_new
+        s0 += BLOCK_S
 
-    z_mean = acc_mean / tl.maximum(n_response, 1.0)
-    z_prompt = acc_prompt / tl.maximum(n_prompt, 1.0)
-    z_att = tl.where(l_sum > 0, acc_attn / tl.where(l_sum > 0, l_sum, 1.0), 0.0)
-    tau = last.to(tl.int64)
+    m = tl.max(m_lane, axis=0)
+    m_row = tl.where(m == float("-inf"), 0.0, m)
+    to_row = tl.exp(m_lane - m_row)  # [BLOCK_S]: each lane's running max to the row's
+    l_sum = l_sum * to_row
+    if not ATTN_AT_ROW_MAX:
+        acc_attn = acc_attn * to_row[:, None]
+    l_total = tl.sum(l_sum, axis=0)
+    n_r, n_p = tl.sum(n_response, axis=0), tl.sum(n_prompt, axis=0)
+    z_mean = tl.sum(acc_mean, axis=0) / tl.maximum(n_r, 1.0)
+    z_prompt = tl.sum(acc_prompt, axis=0) / tl.maximum(n_p, 1.0)
+    z_att = tl.where(l_total > 0, tl.sum(acc_attn, axis=0) / tl.where(l_total > 0, l_total, 1.0), 0.0)
+    tau = tl.max(last, axis=0).to(tl.int64)
     has_last = (tl.zeros([BLOCK_D], dtype=tl.int64) + tau) >= 0  # a vector mask: empty R_b loads nothing
     z_last = tl.load(hidden + hidden0 + tau * stride_ht + offs_d, mask=mask_d & has_last, other=0.0).to(tl.float32)
 
@@ -314,10 +466,24 @@ def multiview_pool_combine_kernel(
     tl.store(out + VIEW_PROMPT * D + offs_d, z_prompt.to(views.dtype.element_ty), mask=mask_d)
     tl.store(z_attn + i_b.to(tl.int64) * D + offs_d, z_att, mask=mask_d)
     if i_d == 0:
-        tl.store(lse + i_b, tl.where(l_sum > 0, m_ref + tl.log(tl.where(l_sum > 0, l_sum, 1.0)), float("-inf")))
-        tl.store(counts + i_b * 2, n_response)
-        tl.store(counts + i_b * 2 + 1, n_prompt)
+        tl.store(lse + i_b, tl.where(l_total > 0, m_row + tl.log(tl.where(l_total > 0, l_total, 1.0)), float("-inf")))
+        tl.store(counts + i_b * 2, n_r)
+        tl.store(counts + i_b * 2 + 1, n_p)
         tl.store(last_index + i_b, tau.to(tl.int32))
+
+
+@triton.jit
+def _row_dot(x, y, stride_y, D, BLOCK_D: tl.constexpr):
+    """<x, y> over D (x contiguous fp32, y at stride `stride_y`), in BLOCK_D chunks."""
+    total = 0.0
+    d0 = 0
+    while d0 < D:
+        offs_d = d0 + tl.arange(0, BLOCK_D)
+        mask_d = offs_d < D
+        total += tl.sum(tl.load(x + offs_d, mask=mask_d, other=0.0)
+                        * tl.load(y + offs_d * stride_y, mask=mask_d, other=0.0).to(tl.float32), axis=0)
+        d0 += BLOCK_D
+    return total
 
 
 # Backward (docs/design.md §3). With β_t = exp(a_t − lse)·[t∈R] and upstream dz = (dz_L, dz_M, dz_A, dz_P):
@@ -325,23 +491,58 @@ def multiview_pool_combine_kernel(
 #   so  <dz_A, ∂z_A/∂a_t> = β_t (<h_t, dz_A> − <z_A, dz_A>) =: g_t
 #   dH_t = [t=τ]·dz_L + [t∈R]/|R|·dz_M + β_t·dz_A + g_t·w_a + [t∈P]/|P|·dz_P
 #   dw_a = Σ_{b,t} g_t h_t,   db_a = Σ_{b,t} g_t
-# Per token block: sweep 1 over D gives q_t = <h_t, dz_A>; sweep 2 re-reads the tile (L1/L2), writes dH and
-# adds g_t·h_t into this program's fp32 dw_a partial row. A fixed number of programs each take every
-# num_programs-th (row, split) work item, so the partial rows stay [programs, D] whatever the batch, and
-# their host-side sum is deterministic.
+# Only response tokens are read (β = g = 0 elsewhere, so no other token's value reaches dw_a); dH is written
+# for every token of the split. Per block of tokens: q_t = <h_t, dz_A> (one cross-warp reduction when the
+# program holds all of D; from the scores kernel when D is tiled), then dH and g_t·h_t from the same tile in
+# registers, while the next block's tile and scores are in flight. τ's row gets dz_L after the loop: the
+# block that holds τ keeps β_τ and g_τ, and τ's row is written again whole. A fixed number of programs each
+# take every num_programs-th (row, split) work item for one D tile, so the dw_a partial rows are
+# [programs, D] whatever the batch; `multiview_pool_dw_kernel` sums them in a fixed order.
+@triton.jit
+def _bwd_block(h, kind, a_column, q_column, offs_t, end, d_hidden, token0, D, offs_d, mask_d, dz_a, dz_m, dz_p, w, row_lse, z_dot,
+               tau, dw, db, beta_tau, g_tau, HAS_Q: tl.constexpr, WRITE_D_HIDDEN: tl.constexpr):
+    """One block of the backward: g_t, dw_a and db_a, and (WRITE_D_HIDDEN) the block's dH rows."""
+    is_response = kind == RESPONSE_TOKEN  # [BLOCK_T, 1]
+    responds = tl.max(is_response.to(tl.int32), axis=1) > 0  # [BLOCK_T]
+    h_response = tl.where(is_response, h.to(tl.float32), 0.0)
+    if HAS_Q:
+        q = tl.max(q_column, axis=1)  # a reduction over one column: free
+    else:
+        q = tl.sum(h_response * dz_a[None, :], axis=1)
+    beta = tl.where(responds, tl.exp(tl.max(a_column, axis=1) - row_lse), 0.0)
+    g = tl.where(responds, beta * (q - z_dot), 0.0)  # [BLOCK_T]
+    db += tl.sum(g, axis=0)
+    dw += tl.sum(g[:, None] * h_response, axis=0)
+    if WRITE_D_HIDDEN:
+        at_tau = offs_t == tau
+        beta_tau += tl.sum(tl.where(at_tau, beta, 0.0), axis=0)
+        g_tau += tl.sum(tl.where(at_tau, g, 0.0), axis=0)
+        base = tl.where(is_response, dz_m[None, :], tl.where(kind == PROMPT_TOKEN, dz_p[None, :], 0.0))
+        dh = base + beta[:, None] * dz_a[None, :] + g[:, None] * w[None, :]
+        out = (token0 + offs_t.to(tl.int64))[:, None] * D + offs_d[None, :]
+        tl.store(d_hidden + out, dh.to(d_hidden.dtype.element_ty), mask=(offs_t < end)[:, None] & mask_d[None, :])
+    return dw, db, beta_tau, g_tau
+
+
 @triton.jit(do_not_specialize=["max_len", "chunk_len", "num_splits", "num_work"])
 def multiview_pool_bwd_kernel(
-    hidden, kinds, scores, cu_seqlens, attn_weight,
+    hidden, kinds, scores, q_scores, cu_seqlens, attn_weight,
     grad_views, z_attn, lse, counts, last_index,
     d_hidden, partial_dw, partial_db,
     max_len, D, chunk_len, num_splits, num_work, stride_hb, stride_ht, stride_w, stride_gb, stride_gv, stride_gd,
-    IS_VARLEN: tl.constexpr, WRITE_D_HIDDEN: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+    IS_VARLEN: tl.constexpr, WRITE_D_HIDDEN: tl.constexpr, HAS_Q: tl.constexpr, PREFETCH: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
-    """WRITE_D_HIDDEN False (hidden needs no gradient: a frozen backbone) computes dw_a and db_a only."""
-    pid = tl.program_id(0)
-    dw = partial_dw + pid.to(tl.int64) * D  # this program's fp32 partial row, zero-initialised
+    """Programs (axis 0) × D tiles (axis 1). HAS_Q: q_t comes from `q_scores` (D tiled); otherwise one D tile
+    holds all of D and q_t is reduced here. WRITE_D_HIDDEN False (a frozen backbone) computes dw_a, db_a only."""
+    pid, i_d = tl.program_id(0), tl.program_id(1)
+    offs_d = i_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    mask_d = offs_d < D
+    w = tl.load(attn_weight + offs_d * stride_w, mask=mask_d, other=0.0).to(tl.float32)  # [BLOCK_D]
+    dw = tl.zeros([BLOCK_D], dtype=tl.float32)
     db = 0.0
-    for work in range(pid, num_work, tl.num_programs(0)):
+    work = pid
+    while work < num_work:
         i_b, i_s = work // num_splits, work % num_splits
         token0, hidden0, length = _row_span(tl.load(cu_seqlens + i_b) if IS_VARLEN else 0,
                                             tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
@@ -349,52 +550,132 @@ def multiview_pool_bwd_kernel(
         start = i_s * chunk_len
         end = _split_end(start, chunk_len, length, i_s, num_splits)
         grad = grad_views + i_b.to(tl.int64) * stride_gb
-        z_dot = 0.0  # <z_A, dz_A>
-        for d0 in range(0, D, BLOCK_D):
-            offs_d = d0 + tl.arange(0, BLOCK_D)
-            mask_d = offs_d < D
-            dz_a = tl.load(grad + VIEW_ATTN * stride_gv + offs_d * stride_gd, mask=mask_d, other=0.0).to(tl.float32)
-            z_dot += tl.sum(tl.load(z_attn + i_b.to(tl.int64) * D + offs_d, mask=mask_d, other=0.0) * dz_a, axis=0)
         row_lse = tl.load(lse + i_b)
-        inv_response = 1.0 / tl.maximum(tl.load(counts + i_b * 2), 1.0)
-        inv_prompt = 1.0 / tl.maximum(tl.load(counts + i_b * 2 + 1), 1.0)
         tau = tl.load(last_index + i_b)
+        dz_a = tl.load(grad + VIEW_ATTN * stride_gv + offs_d * stride_gd, mask=mask_d, other=0.0).to(tl.float32)
+        if HAS_Q:  # <z_A, dz_A> over all of D, beyond this program's tile
+            z_dot = _row_dot(z_attn + i_b.to(tl.int64) * D, grad + VIEW_ATTN * stride_gv, stride_gd, D, BLOCK_D)
+        else:
+            z_dot = tl.sum(tl.load(z_attn + i_b.to(tl.int64) * D + offs_d, mask=mask_d, other=0.0) * dz_a, axis=0)
+        dz_m = tl.load(grad + VIEW_MEAN * stride_gv + offs_d * stride_gd, mask=mask_d, other=0.0).to(tl.float32)
+        dz_p = tl.load(grad + VIEW_PROMPT * stride_gv + offs_d * stride_gd, mask=mask_d, other=0.0).to(tl.float32)
+        dz_m = dz_m / tl.maximum(tl.load(counts + i_b * 2), 1.0)  # dz_M/|R|
+        dz_p = dz_p / tl.maximum(tl.load(counts + i_b * 2 + 1), 1.0)  # dz_P/|P|
+        kinds_row, scores_row, q_row = kinds + token0, scores + token0, (q_scores + token0) if HAS_Q else scores + token0
+        beta_tau = 0.0
+        g_tau = 0.0
+        offs = start + tl.arange(0, BLOCK_T)
+        kind = _kinds(kinds_row, offs, end)
+        if PREFETCH:
+            h = _tile(hidden, hidden0, offs, stride_ht, offs_d, kind == RESPONSE_TOKEN, mask_d)
+            a_column, q_column = _column(scores_row, offs, end), _column(q_row, offs, end)
+        kind_next = _kinds(kinds_row, offs + BLOCK_T, end)
+        t0 = start
+        while t0 < end:
+            offs = t0 + tl.arange(0, BLOCK_T)
+            # the next block's tile and scores (PREFETCH; else this block's: blocks of TILE_BYTES need no
+            # double buffer), whose kinds arrived last iteration, and the kinds of the block after
+            if PREFETCH:
+                h_next = _tile(hidden, hidden0, offs + BLOCK_T, stride_ht, offs_d, kind_next == RESPONSE_TOKEN, mask_d)
+                a_next, q_next = _column(scores_row, offs + BLOCK_T, end), _column(q_row, offs + BLOCK_T, end)
+            else:
+                h = _tile(hidden, hidden0, offs, stride_ht, offs_d, kind == RESPONSE_TOKEN, mask_d)
+                a_column, q_column = _column(scores_row, offs, end), _column(q_row, offs, end)
+            kind_ahead = _kinds(kinds_row, offs + 2 * BLOCK_T, end)
+            dw, db, beta_tau, g_tau = _bwd_block(
+                h, kind, a_column, q_column, offs, end, d_hidden, token0, D, offs_d, mask_d, dz_a, dz_m, dz_p, w, row_lse,
+                z_dot, tau, dw, db, beta_tau, g_tau, HAS_Q, WRITE_D_HIDDEN)
+            if PREFETCH:
+                h, a_column, q_column = h_next, a_next, q_next
+            kind, kind_next = kind_next, kind_ahead
+            t0 += BLOCK_T
+        if WRITE_D_HIDDEN:  # τ's row again, now with dz_L (τ is a response token: its base is dz_M/|R|)
+            taus = tl.zeros([BLOCK_D], dtype=tl.int32) + tau  # a vector mask: only the split holding τ writes
+            at_tau = mask_d & (taus >= start) & (taus < end)
+            dz_l = tl.load(grad + VIEW_LAST * stride_gv + offs_d * stride_gd, mask=at_tau, other=0.0).to(tl.float32)
+            dh_tau = dz_m + beta_tau * dz_a + g_tau * w + dz_l
+            tl.debug_barrier()  # after every thread's store of the block that held τ
+            tl.store(d_hidden + (token0 + tau) * D + offs_d, dh_tau.to(d_hidden.dtype.element_ty), mask=at_tau)
+        work += tl.num_programs(0)
+    tl.store(partial_dw + pid.to(tl.int64) * D + offs_d, dw, mask=mask_d)
+    if i_d == 0:
+        tl.store(partial_db + pid, db)
 
-        for t0 in range(start, end, BLOCK_T):
-            offs_t = t0 + tl.arange(0, BLOCK_T)
-            mask_t = offs_t < end
-            kind = tl.load(kinds + token0 + offs_t, mask=mask_t, other=PADDING_TOKEN)
-            is_response = kind == RESPONSE_TOKEN
-            token_offsets = hidden0 + offs_t.to(tl.int64)[:, None] * stride_ht
-            # sweep 1
-            q = _token_dots(hidden, token_offsets, is_response, grad + VIEW_ATTN * stride_gv, stride_gd, D, BLOCK_T, BLOCK_D)
-            a = tl.load(scores + token0 + offs_t, mask=mask_t, other=0.0)
-            beta = tl.where(is_response, tl.exp(a - row_lse), 0.0)
-            g = beta * (q - z_dot)  # [BLOCK_T]
-            db += tl.sum(g, axis=0)
-            c_last = (offs_t == tau).to(tl.float32)
-            c_mean = tl.where(is_response, inv_response, 0.0)
-            c_prompt = tl.where(kind == PROMPT_TOKEN, inv_prompt, 0.0)
-            out_offsets = (token0 + offs_t.to(tl.int64))[:, None] * D
-            for d0 in range(0, D, BLOCK_D):  # sweep 2
-                offs_d = d0 + tl.arange(0, BLOCK_D)
-                mask_d = offs_d < D
-                mask = mask_t[:, None] & mask_d[None, :]
-                # [BLOCK_T, BLOCK_D]: only response tokens (g = 0 elsewhere), so no other token's value reaches dw_a
-                h = tl.load(hidden + token_offsets + offs_d[None, :], mask=is_response[:, None] & mask_d[None, :],
-                            other=0.0).to(tl.float32)
-                dz_l = tl.load(grad + VIEW_LAST * stride_gv + offs_d * stride_gd, mask=mask_d, other=0.0).to(tl.float32)
-                dz_m = tl.load(grad + VIEW_MEAN * stride_gv + offs_d * stride_gd, mask=mask_d, other=0.0).to(tl.float32)
-                dz_a = tl.load(grad + VIEW_ATTN * stride_gv + offs_d * stride_gd, mask=mask_d, other=0.0).to(tl.float32)
-                dz_p = tl.load(grad + VIEW_PROMPT * stride_gv + offs_d * stride_gd, mask=mask_d, other=0.0).to(tl.float32)
-                w = tl.load(attn_weight + offs_d * stride_w, mask=mask_d, other=0.0).to(tl.float32)
-                dh = (c_last[:, None] * dz_l[None, :] + c_mean[:, None] * dz_m[None, :] + beta[:, None] * dz_a[None, :]
-                      + g[:, None] * w[None, :] + c_prompt[:, None] * dz_p[None, :])
-                if WRITE_D_HIDDEN:
-                    tl.store(d_hidden + out_offsets + offs_d[None, :], dh.to(d_hidden.dtype.element_ty), mask=mask)
-                tl.store(dw + offs_d, tl.load(dw + offs_d, mask=mask_d) + tl.sum(g[:, None] * h, axis=0), mask=mask_d)
-            tl.debug_barrier()  # the next block reloads the dw row: order this block's stores before it
-    tl.store(partial_db + pid, db)
+
+@triton.jit(do_not_specialize=["num_rows"])
+def multiview_pool_dw_kernel(
+    partial_dw, partial_db, d_weight, d_bias, num_rows, D,
+    BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    """One D tile per program: dw_a = Σ over the backward's programs of their partial rows, in w_a's dtype;
+    the first program also sums db_a. Deterministic: a fixed order for a given launch plan."""
+    i_d = tl.program_id(0)
+    offs_d = i_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    mask_d = offs_d < D
+    total = tl.zeros([BLOCK_D], dtype=tl.float32)
+    db = 0.0
+    r0 = 0
+    while r0 < num_rows:
+        offs_r = r0 + tl.arange(0, BLOCK_R)
+        mask_r = offs_r < num_rows
+        total += tl.sum(tl.load(partial_dw + offs_r.to(tl.int64)[:, None] * D + offs_d[None, :],
+                                mask=mask_r[:, None] & mask_d[None, :], other=0.0), axis=0)
+        db += tl.sum(tl.load(partial_db + offs_r, mask=mask_r, other=0.0), axis=0)
+        r0 += BLOCK_R
+    tl.store(d_weight + offs_d, total.to(d_weight.dtype.element_ty), mask=mask_d)
+    if i_d == 0:
+        tl.store(d_bias, db)
+
+
+@dataclasses.dataclass(frozen=True)
+class FusedPlan:
+    """A fused program's [block_t, block_d] block over num_warps warps; `paired`: two blocks per iteration (the
+    forward); `prefetch`: the next block's loads issued before this one's arithmetic (the backward, unless a
+    block is TILE_BYTES per SM already)."""
+
+    block_t: int
+    block_d: int
+    num_warps: int
+    paired: bool
+    prefetch: bool
+
+    @property
+    def programs_per_sm(self) -> int:
+        """Programs an SM holds at once: 4-warp programs take up to 255 registers per thread, two fit an SM."""
+        return 2 if self.num_warps == 4 else 1
+
+
+def _fused_plan(dim: int, dtype: torch.dtype, *, backward: bool) -> FusedPlan | None:
+    """The plan of a program holding the whole hidden size, or None when it does not fit (D > RESIDENT_MAX_D,
+    or a forced narrower tile). Warps along D: 8 warps from D = 4096 on (one program per SM), 4 below (two).
+    Each thread holds C = BLOCK_D/(32·num_warps) columns of every token of a block, and at most 32 fp32
+    values of a block: BLOCK_T ≤ 32/C. A block is TILE_BYTES/2 per SM; the forward streams two per
+    iteration (PAIRED) where they fit in TILE_BYTES, the backward, which needs half the read rate per byte
+    of its floor, one (with the next in flight, unless it is TILE_BYTES already)."""
+    block_d, element_size, fp16 = triton.next_power_of_2(dim), dtype.itemsize, dtype == torch.float16
+    if block_d > (RESIDENT_MAX_D_FP16 if fp16 else RESIDENT_MAX_D) or forced("block_d", block_d) < block_d:
+        return None
+    row_bytes = ROW_BYTES_PER_THREAD if not fp16 else ROW_BYTES_PER_THREAD // (2 if backward else 4)
+    num_warps = max(4, min(16 if backward else 8, block_d * element_size // (32 * row_bytes)))
+    columns = max(1, block_d // (32 * num_warps))
+    programs = 2 if num_warps == 4 else 1
+    per_block = (TILE_BYTES // 2) // programs  # bytes of hidden per block and program
+    values = 16 if backward or fp16 else 32  # fp32 values of a block per thread: the backward's five row
+    block_t = max(1, min(values // max(columns, 16), per_block // (block_d * element_size)))  # vectors take room
+    block_t = forced("block_t", 1 << (block_t.bit_length() - 1))
+    block_bytes = block_t * block_d * element_size * programs  # per SM
+    paired = not backward and not fp16 and 2 * block_bytes <= TILE_BYTES  # (fp16 pairs spilled on sm_80)
+    return FusedPlan(block_t, block_d, num_warps, paired, prefetch=block_bytes < TILE_BYTES)
+
+
+def _split_plan(length: int, rows: int, slots: int, min_tokens: int, step: int) -> tuple[int, int]:
+    """`(num_splits, chunk_len)` of rows of `length` tokens: one wave of programs (rows × splits ≤ `slots`
+    when rows allow), each split at least `min_tokens` tokens and a whole number of `step`s; at most
+    MAX_SPLITS splits. `force_tile_plan(num_splits=...)` overrides the count."""
+    wanted = min(max(1, slots // max(1, rows)), max(1, length // max(min_tokens, step)))
+    splits = max(1, min(forced("num_splits", wanted), MAX_SPLITS, triton.cdiv(length, step)))
+    chunk = max(1, triton.cdiv(triton.cdiv(length, splits), step)) * step
+    return max(1, triton.cdiv(length, chunk)), chunk
 
 
 def _layout(hidden: torch.Tensor, cu_seqlens: torch.Tensor | None, max_seqlen: int) -> tuple[int, int, int, int]:
@@ -402,6 +683,27 @@ def _layout(hidden: torch.Tensor, cu_seqlens: torch.Tensor | None, max_seqlen: i
     if cu_seqlens is None:
         return hidden.shape[0], hidden.shape[1], hidden.stride(0), hidden.stride(1)
     return cu_seqlens.numel() - 1, max_seqlen, 0, hidden.stride(0)
+
+
+def _tiled_plan(dim: int, max_len: int, rows: int, sms: int) -> tuple[int, int, int, int]:
+    """`(block_t, block_d, num_splits, chunk_len)` of the D-tiled kernels (SMALL_WARPS warps): splits sized for
+    the token-sweeping kernels (four programs per SM); the D tiles of the second phase multiply them."""
+    block_t, block_d = forced("block_t", TILED_BLOCK_T), forced("block_d", min(TILED_BLOCK_D, triton.next_power_of_2(dim)))
+    splits, chunk = _split_plan(max_len, rows, 4 * sms, block_t, block_t)
+    return block_t, block_d, splits, chunk
+
+
+def _scores(hidden, kinds, vector, bias, cu_seqlens, scores, partial_stats, *, max_len, rows, splits, chunk, block_t,
+            block_d, stride_hb, stride_ht, stride_vb, stride_v):
+    """Launch `multiview_pool_scores_kernel` (statistics when `partial_stats` is given)."""
+    launch(
+        multiview_pool_scores_kernel, (rows * splits,),
+        hidden=hidden, kinds=kinds, vector=vector, bias_ptr=bias, cu_seqlens=cu_seqlens, scores=scores,
+        partial_stats=partial_stats, max_len=max_len, D=hidden.shape[-1], chunk_len=chunk, num_splits=splits,
+        stride_hb=stride_hb, stride_ht=stride_ht, stride_vb=stride_vb, stride_v=stride_v,
+        HAS_BIAS=bias is not None, HAS_STATS=partial_stats is not None, IS_VARLEN=cu_seqlens is not None,
+        BLOCK_T=block_t, BLOCK_D=block_d, num_warps=SMALL_WARPS,
+    )
 
 
 @triton_op("adajudge::multiview_pool_fwd", mutates_args=())
@@ -414,7 +716,7 @@ def multiview_pool_fwd(
     max_seqlen: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Launch the forward. `kinds`: int8 `TokenKind` per token, laid out like `hidden`'s tokens;
-    `max_seqlen`: the longest packed row (unused when padded).
+    `max_seqlen`: the longest packed row (unused when padded; a smaller one only unbalances the splits).
 
     Returns `(views [rows, 4, D] in hidden.dtype, scores, z_attn, lse, counts, last_index)`; the last five
     (fp32, int32 last) feed `multiview_pool_bwd`.
@@ -422,47 +724,53 @@ def multiview_pool_fwd(
     hidden = hidden if hidden.stride(-1) == 1 else hidden.contiguous()
     dim, device = hidden.shape[-1], hidden.device
     rows, max_len, stride_hb, stride_ht = _layout(hidden, cu_seqlens, max_seqlen)
-    plan = plan_token_sweep(dim, hidden.element_size(), max_len, rows, device)
-    two_phase = forward_variant() == "two_phase"
-    stat_splits, stat_chunk = plan.num_splits, plan.chunk_len
-    acc_splits, acc_chunk, d_tiles = stat_splits, stat_chunk, 1
-    acc_block_t, acc_block_d = forced_tile(TWO_PHASE_BLOCK_T, TWO_PHASE_BLOCK_D)
-    if two_phase:
-        d_tiles = triton.cdiv(dim, acc_block_d)
-        acc_splits, acc_chunk = token_splits(max_len, rows, acc_block_t, device, programs_per_row=d_tiles)
+    sms = multiprocessors(device)
+    plan = _fused_plan(dim, hidden.dtype, backward=False) if forward_variant() == "fused" else None
+    common = dict(hidden=hidden, cu_seqlens=cu_seqlens, max_len=max_len, D=dim, stride_hb=stride_hb, stride_ht=stride_ht,
+                  IS_VARLEN=cu_seqlens is not None)
 
     def new(*shape, dtype=torch.float32):
         return torch.empty(shape, dtype=dtype, device=device)
 
     scores = new(*kinds.shape)
-    partial_acc = torch.zeros(rows, acc_splits, ACCUMULATORS.value, dim, dtype=torch.float32, device=device)
-    partial_stats = new(rows, stat_splits, STATS.value)
     views, z_attn, lse = new(rows, NUM_VIEWS, dim, dtype=hidden.dtype), new(rows, dim), new(rows)
     counts, last_index = new(rows, 2), new(rows, dtype=torch.int32)
-    common = dict(hidden=hidden, cu_seqlens=cu_seqlens, max_len=max_len, D=dim, stride_hb=stride_hb, stride_ht=stride_ht,
-                  IS_VARLEN=cu_seqlens is not None)
     with on_device(hidden):
-        launch(
-            multiview_pool_fwd_kernel, (rows * stat_splits,), **common,
-            kinds=kinds, attn_weight=attn_weight, attn_bias=attn_bias, scores=scores, partial_acc=partial_acc,
-            partial_stats=partial_stats, chunk_len=stat_chunk, num_splits=stat_splits, stride_w=attn_weight.stride(0),
-            HAS_BIAS=attn_bias is not None, ACCUMULATE=not two_phase, BLOCK_T=plan.block_t, BLOCK_D=plan.block_d,
-            num_warps=POOL_WARPS, maxnreg=POOL_MAX_REGISTERS,
-        )
-        if two_phase:
+        if plan is not None:
+            step = plan.block_t * (2 if plan.paired else 1)
+            stat_splits, chunk = _split_plan(max_len, rows, sms * plan.programs_per_sm, MIN_SPLIT_TOKENS, step)
+            partial_acc, partial_stats = new(rows, stat_splits, ACCUMULATORS.value, dim), new(rows, stat_splits, STATS.value)
             launch(
-                multiview_pool_accumulate_kernel, (rows * acc_splits * d_tiles,), **common,
-                kinds=kinds, scores=scores, partial_stats=partial_stats, partial_acc=partial_acc,
-                chunk_len=acc_chunk, num_splits=acc_splits, num_stat_splits=stat_splits,
-                BLOCK_T=acc_block_t, BLOCK_D=acc_block_d, BLOCK_S=MAX_SPLITS, num_warps=SMALL_WARPS,
+                multiview_pool_fwd_kernel, (rows * stat_splits,), **common,
+                kinds=kinds, attn_weight=attn_weight, attn_bias=attn_bias, scores=scores, partial_acc=partial_acc,
+                partial_stats=partial_stats, chunk_len=chunk, num_splits=stat_splits, stride_w=attn_weight.stride(0),
+                HAS_BIAS=attn_bias is not None, PAIRED=plan.paired, BLOCK_T=plan.block_t, BLOCK_D=plan.block_d,
+                num_warps=plan.num_warps,
             )
-        combine_block_d = min(triton.next_power_of_2(dim), COMBINE_BLOCK_D)
+        else:
+            block_t, block_d, stat_splits, chunk = _tiled_plan(dim, max_len, rows, sms)
+            partial_stats = new(rows, stat_splits, STATS.value)
+            _scores(hidden, kinds, attn_weight, attn_bias, cu_seqlens, scores, partial_stats, max_len=max_len, rows=rows,
+                    splits=stat_splits, chunk=chunk, block_t=block_t, block_d=block_d, stride_hb=stride_hb,
+                    stride_ht=stride_ht, stride_vb=0, stride_v=attn_weight.stride(0))
+            d_tiles = triton.cdiv(dim, block_d)
+            partial_acc = new(rows, stat_splits, ACCUMULATORS.value, dim)
+            launch(
+                multiview_pool_accumulate_kernel, (rows * stat_splits * d_tiles,), **common,
+                kinds=kinds, scores=scores, partial_stats=partial_stats, partial_acc=partial_acc, chunk_len=chunk,
+                num_splits=stat_splits, BLOCK_T=block_t, BLOCK_D=block_d, BLOCK_S=COMBINE_TILE // block_d,
+                num_warps=SMALL_WARPS,
+            )
+        # Every split in one [BLOCK_S, BLOCK_D] step: the more splits, the narrower the D tile (and the more
+        # programs; at least two per SM); a loop over steps only beyond COMBINE_TILE / COMBINE_MIN_BLOCK_D splits.
+        combine_block_s = min(triton.next_power_of_2(stat_splits), COMBINE_TILE // COMBINE_MIN_BLOCK_D)
+        spread = 1 << max(0, (rows * dim // (2 * sms)).bit_length() - 1)  # two programs per SM at least
+        combine_block_d = min(triton.next_power_of_2(dim), max(COMBINE_MIN_BLOCK_D, min(COMBINE_TILE // combine_block_s, spread)))
         launch(
             multiview_pool_combine_kernel, (rows * triton.cdiv(dim, combine_block_d),), **common,
             partial_acc=partial_acc, partial_stats=partial_stats, views=views, z_attn=z_attn, lse=lse,
-            counts=counts, last_index=last_index, num_splits=acc_splits, num_stat_splits=stat_splits,
-            ATTN_AT_ROW_MAX=two_phase, BLOCK_D=combine_block_d, BLOCK_S=MAX_SPLITS,
-            num_warps=POOL_WARPS, maxnreg=POOL_MAX_REGISTERS,
+            counts=counts, last_index=last_index, num_splits=stat_splits, ATTN_AT_ROW_MAX=plan is None,
+            BLOCK_D=combine_block_d, BLOCK_S=combine_block_s, num_warps=COMBINE_WARPS,
         )
     return views, scores, z_attn, lse, counts, last_index
 
@@ -482,30 +790,52 @@ def multiview_pool_bwd(
     max_seqlen: int,
     write_d_hidden: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Launch the one-pass backward. Returns `(d_hidden like hidden, or empty when not `write_d_hidden`,
+    """Launch the backward. Returns `(d_hidden like hidden, or empty when not `write_d_hidden`,
     d_attn_weight [D] in attn_weight's dtype, d_attn_bias [] fp32)`."""
     hidden = hidden if hidden.stride(-1) == 1 else hidden.contiguous()
     dim, device = hidden.shape[-1], hidden.device
     rows, max_len, stride_hb, stride_ht = _layout(hidden, cu_seqlens, max_seqlen)
-    plan = plan_token_sweep(dim, hidden.element_size(), max_len, rows, device)
-    num_work = rows * plan.num_splits
-    programs = max(1, min(num_work, target_programs(device)))
-    d_hidden = torch.empty(hidden.shape if write_d_hidden else (0,), dtype=hidden.dtype, device=device)
-    partial_dw = torch.zeros(programs, dim, dtype=torch.float32, device=device)
-    partial_db = torch.zeros(programs, dtype=torch.float32, device=device)
+    sms = multiprocessors(device)
+    plan = _fused_plan(dim, hidden.dtype, backward=True)
+    q_scores = None
     with on_device(hidden):
+        if plan is not None:
+            block_t, block_d, num_warps, prefetch = plan.block_t, plan.block_d, plan.num_warps, plan.prefetch
+            d_tiles, slots = 1, sms * plan.programs_per_sm
+        else:  # q_t = <h_t, dz_A> first, then D tiles
+            block_t, block_d, splits, chunk = _tiled_plan(dim, max_len, rows, sms)
+            q_scores = torch.empty(kinds.shape, dtype=torch.float32, device=device)
+            _scores(hidden, kinds, grad_views[:, VIEW_ATTN.value], None, cu_seqlens, q_scores, None, max_len=max_len,
+                    rows=rows, splits=splits, chunk=chunk, block_t=block_t, block_d=block_d, stride_hb=stride_hb,
+                    stride_ht=stride_ht, stride_vb=grad_views.stride(0), stride_v=grad_views.stride(2))
+            num_warps, prefetch = SMALL_WARPS, False
+            d_tiles = triton.cdiv(dim, block_d)
+            slots = max(1, 4 * sms // d_tiles)
+        splits, chunk = _split_plan(max_len, rows, slots, block_t, block_t)
+        num_work = rows * splits
+        programs = min(num_work, slots)
+        d_hidden = torch.empty(hidden.shape if write_d_hidden else (0,), dtype=hidden.dtype, device=device)
+        partial_dw = torch.empty(programs, dim, dtype=torch.float32, device=device)
+        partial_db = torch.empty(programs, dtype=torch.float32, device=device)
         launch(
-            multiview_pool_bwd_kernel, (programs if num_work else 0,),
-            hidden=hidden, kinds=kinds, scores=scores, cu_seqlens=cu_seqlens, attn_weight=attn_weight,
+            multiview_pool_bwd_kernel, (programs, d_tiles),
+            hidden=hidden, kinds=kinds, scores=scores, q_scores=q_scores, cu_seqlens=cu_seqlens, attn_weight=attn_weight,
             grad_views=grad_views, z_attn=z_attn, lse=lse, counts=counts, last_index=last_index,
             d_hidden=d_hidden, partial_dw=partial_dw, partial_db=partial_db,
-            max_len=max_len, D=dim, chunk_len=plan.chunk_len, num_splits=plan.num_splits, num_work=num_work,
+            max_len=max_len, D=dim, chunk_len=chunk, num_splits=splits, num_work=num_work,
             stride_hb=stride_hb, stride_ht=stride_ht, stride_w=attn_weight.stride(0),
             stride_gb=grad_views.stride(0), stride_gv=grad_views.stride(1), stride_gd=grad_views.stride(2),
-            IS_VARLEN=cu_seqlens is not None, WRITE_D_HIDDEN=write_d_hidden, BLOCK_T=plan.block_t, BLOCK_D=plan.block_d,
-            num_warps=POOL_WARPS, maxnreg=POOL_MAX_REGISTERS,
+            IS_VARLEN=cu_seqlens is not None, WRITE_D_HIDDEN=write_d_hidden, HAS_Q=q_scores is not None,
+            PREFETCH=prefetch, BLOCK_T=block_t, BLOCK_D=block_d, num_warps=num_warps,
         )
-    return d_hidden, partial_dw.sum(0).to(attn_weight.dtype), partial_db.sum()
+        d_weight = torch.empty(dim, dtype=attn_weight.dtype, device=device)
+        d_bias = torch.empty((), dtype=torch.float32, device=device)
+        launch(
+            multiview_pool_dw_kernel, (triton.cdiv(dim, DW_BLOCK_D),),
+            partial_dw=partial_dw, partial_db=partial_db, d_weight=d_weight, d_bias=d_bias, num_rows=programs, D=dim,
+            BLOCK_R=DW_BLOCK_R, BLOCK_D=DW_BLOCK_D, num_warps=SMALL_WARPS,
+        )
+    return d_hidden, d_weight, d_bias
 
 
 def token_kinds(attention_mask: torch.Tensor, response_mask: torch.Tensor | None) -> torch.Tensor:

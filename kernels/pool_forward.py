@@ -1,9 +1,11 @@
 """The private switch between the two pooling forward variants (no Triton import, so the bench and tools
 can read it anywhere).
 
-`ADAJUDGE_POOL_FORWARD` = "fused" (the default: one pass, fp32 accumulators in a global partial buffer
-re-read per token block) or "two_phase" (scores first, then D tiled across programs with the accumulators
-in registers); see `adajudge.kernels.multiview_pool` for both designs and their bytes models. It is read at
+`ADAJUDGE_POOL_FORWARD` = "fused" (the default: one pass, one program per token split holding the whole
+hidden size, its three fp32 accumulators in registers) or "two_phase" (scores first, then D tiled across
+programs; any hidden size, `hidden` read twice); see `adajudge.kernels.multiview_pool` and docs/kernels.md for
+both designs and their bytes. The default is the one the static GPU model predicts faster on every preset
+shape (`python -m bench.gpu_model`); `fused` runs `two_phase` for a hidden size it cannot hold. It is read at
 every launch (under `torch.compile`, when the launcher is traced). The fused PyTorch path has one design.
 """
 if __name__ != "adajudge.kernels.pool_forward":  # before any import: nothing here runs under another name

@@ -7,11 +7,15 @@ The forward kernel writes ℓ, d_delta = ∂ℓ/∂Δ / τ, d_center = 2κ(c + r
 only scales them by the upstream gradient (four elementwise products on [N] vectors, shared with the fused
 PyTorch path: `adajudge.fused.preference_loss.preference_loss_bwd`).
 
+NormBT: a first kernel computes every pair's distance, spread over a fixed number of programs (up to
+four per SM) that each take every num_programs-th block of pairs; the blocks shrink with N (down to one
+pair: 32 pairs of D = 4096 still run on 32 programs, each reading its two rows in one 4096-column step), so
+the distances never run as one serial sweep over D. Each program also writes the sum of its distances.
 Where μ comes from is a named mode (`NORM_*`): no representations (f = 1); a float (a kernel argument); a
-one-element tensor (read on the device, e.g. `NormBTLoss`'s EMA); or the batch's mean distance, for which a
-first kernel spreads the distances over a fixed number of programs and writes one partial sum per program,
-and every program of the loss kernel sums those partials in the same order (deterministic, no atomics,
-no host sync). Traffic: representations read once (2·N·D·e), rewards read once, 4 fp32 [N] vectors written.
+one-element tensor (read on the device, e.g. `NormBTLoss`'s EMA); or the batch's mean distance, for which
+every program of the loss kernel sums the distance kernel's partial sums in the same order (deterministic,
+no atomics, no host sync). Traffic: representations read once (2·N·D·e), rewards read once, the distances
+written and read once (4·N each), 4 fp32 [N] vectors written.
 """
 import torch
 import triton
@@ -23,8 +27,9 @@ from adajudge.reference.preference_loss import NORMBT_MAX_FACTOR
 
 from .launch import SMALL_WARPS, launch, on_device, target_programs
 
-BLOCK_N = 32
-BLOCK_D = 32  # [BLOCK_N, BLOCK_D] distance tiles: larger ones spilled at sm_90 (compile check)
+BLOCK_N = 32  # pairs per program of the loss kernel, and at most per step of the distance kernel
+DISTANCE_TILE = 4096  # elements of the distance kernel's [BLOCK_N, BLOCK_D] tiles, over DISTANCE_WARPS warps
+DISTANCE_WARPS = 8
 MAX_PARTIALS = 1024  # programs of the distance kernel, at most: the loss kernel loads their sums as one vector
 
 NORM_NONE = tl.constexpr(0)  # no representations: plain or focal BT
@@ -51,46 +56,48 @@ def _softplus(x):
     return tl.maximum(x, 0.0) + _log1p(tl.exp(-tl.abs(x)))
 
 
-@triton.jit
-def _pair_distances(chosen_repr, rejected_repr, offs_n, mask_n, D, stride_cr, stride_rr, BLOCK_D: tl.constexpr):
-    """‖h_c − h_r‖₂ for a block of pairs, D swept in chunks. [BLOCK_N] fp32."""
-    squares = tl.zeros([offs_n.shape[0]], dtype=tl.float32)
-    rows = offs_n.to(tl.int64)[:, None]
-    for d0 in range(0, D, BLOCK_D):
-        offs_d = d0 + tl.arange(0, BLOCK_D)
-        mask = mask_n[:, None] & (offs_d[None, :] < D)
-        diff = (tl.load(chosen_repr + rows * stride_cr + offs_d[None, :], mask=mask, other=0.0).to(tl.float32)
-                - tl.load(rejected_repr + rows * stride_rr + offs_d[None, :], mask=mask, other=0.0).to(tl.float32))
-        squares += tl.sum(diff * diff, axis=1)
-    return tl.sqrt(squares)
-
-
 @triton.jit(do_not_specialize=["N"])
 def preference_loss_distance_kernel(
     chosen_repr, rejected_repr, distance, partial_sums,
     N, D, stride_cr, stride_rr,
     BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
-    """Each program takes every num_programs-th block of pairs: their distances, and their sum."""
+    """‖h_c − h_r‖₂ per pair. Each program takes every num_programs-th block of BLOCK_N pairs, D swept in
+    BLOCK_D columns (BLOCK_N·BLOCK_D = DISTANCE_TILE: one pair and 4096 columns per step at small N, so a
+    handful of pairs still spreads over the GPU), and writes the sum of its distances (the batch mean's
+    partials, read in a fixed order: deterministic, no atomics)."""
     pid = tl.program_id(0)
     total = 0.0
-    for n0 in range(pid * BLOCK_N, N, tl.num_programs(0) * BLOCK_N):
+    n0 = pid * BLOCK_N
+    while n0 < N:
         offs_n = n0 + tl.arange(0, BLOCK_N)
         mask_n = offs_n < N
-        dist = _pair_distances(chosen_repr, rejected_repr, offs_n, mask_n, D, stride_cr, stride_rr, BLOCK_D)
+        rows = offs_n.to(tl.int64)[:, None]
+        squares = tl.zeros([BLOCK_N], dtype=tl.float32)
+        d0 = 0
+        while d0 < D:
+            offs_d = d0 + tl.arange(0, BLOCK_D)
+            mask = mask_n[:, None] & (offs_d[None, :] < D)
+            # [BLOCK_N, BLOCK_D]
+            diff = (tl.load(chosen_repr + rows * stride_cr + offs_d[None, :], mask=mask, other=0.0).to(tl.float32)
+                    - tl.load(rejected_repr + rows * stride_rr + offs_d[None, :], mask=mask, other=0.0).to(tl.float32))
+            squares += tl.sum(diff * diff, axis=1)
+            d0 += BLOCK_D
+        dist = tl.sqrt(squares)
         tl.store(distance + offs_n, dist, mask=mask_n)
         total += tl.sum(tl.where(mask_n, dist, 0.0), axis=0)
+        n0 += tl.num_programs(0) * BLOCK_N
     tl.store(partial_sums + pid, total)
 
 
 @triton.jit(do_not_specialize=["N", "num_partials"])
 def preference_loss_fwd_kernel(
-    chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, distance, partial_sums,
+    chosen, rejected, margin, weights, norm_scale, distance, partial_sums,
     loss, d_delta, d_center, unweighted,
-    N, D, num_partials, inv_temperature, gamma, center_coef, eps, norm_value,
-    stride_c, stride_r, stride_m, stride_w, stride_cr, stride_rr,
+    N, num_partials, inv_temperature, gamma, center_coef, eps, norm_value,
+    stride_c, stride_r, stride_m, stride_w,
     HAS_MARGIN: tl.constexpr, HAS_WEIGHTS: tl.constexpr, NORM_MODE: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_P: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_P: tl.constexpr,
 ):
     offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_n = offs_n < N
@@ -106,16 +113,14 @@ def preference_loss_fwd_kernel(
     grad = -focal * (gamma * tl.sigmoid(delta) * base + tl.sigmoid(-delta))
     base *= focal
     if NORM_MODE != NORM_NONE:
+        dist = tl.load(distance + offs_n, mask=mask_n, other=0.0)
         if NORM_MODE == NORM_BATCH_MEAN:
             offs_p = tl.arange(0, BLOCK_P)
             mu = tl.sum(tl.load(partial_sums + offs_p, mask=offs_p < num_partials, other=0.0), axis=0) / N
-            dist = tl.load(distance + offs_n, mask=mask_n, other=0.0)
+        elif NORM_MODE == NORM_TENSOR:
+            mu = tl.load(norm_scale).to(tl.float32)
         else:
-            if NORM_MODE == NORM_TENSOR:
-                mu = tl.load(norm_scale).to(tl.float32)
-            else:
-                mu = norm_value
-            dist = _pair_distances(chosen_repr, rejected_repr, offs_n, mask_n, D, stride_cr, stride_rr, BLOCK_D)
+            mu = norm_value
         factor = tl.minimum(mu / (dist + eps), MAX_FACTOR)
         base *= factor
         grad *= factor
@@ -170,29 +175,29 @@ def preference_loss_fwd(
     distance = partial_sums = None
     num_partials = 0
     with on_device(chosen):
-        if mode == NORM_BATCH_MEAN.value:
-            num_partials = max(1, min(triton.cdiv(pairs, BLOCK_N), target_programs(device), MAX_PARTIALS))
+        if mode != NORM_NONE.value:
+            dim = chosen_repr.shape[1]
+            block_n = max(1, min(BLOCK_N, triton.next_power_of_2(triton.cdiv(pairs, target_programs(device)))))
+            block_d = max(1, min(triton.next_power_of_2(dim), DISTANCE_TILE // block_n))
+            num_partials = max(1, min(triton.cdiv(pairs, block_n), target_programs(device), MAX_PARTIALS))
             distance, partial_sums = new(pairs), new(num_partials)
             launch(
                 preference_loss_distance_kernel, (num_partials,),
                 chosen_repr=chosen_repr, rejected_repr=rejected_repr, distance=distance, partial_sums=partial_sums,
-                N=pairs, D=chosen_repr.shape[1], stride_cr=chosen_repr.stride(0), stride_rr=rejected_repr.stride(0),
-                BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D, num_warps=SMALL_WARPS,
+                N=pairs, D=dim, stride_cr=chosen_repr.stride(0), stride_rr=rejected_repr.stride(0),
+                BLOCK_N=block_n, BLOCK_D=block_d, num_warps=DISTANCE_WARPS,
             )
         launch(
             preference_loss_fwd_kernel, (triton.cdiv(pairs, BLOCK_N),),
-            chosen=chosen, rejected=rejected, margin=margin, weights=weights,
-            chosen_repr=chosen_repr, rejected_repr=rejected_repr, norm_scale=norm_scale, distance=distance,
+            chosen=chosen, rejected=rejected, margin=margin, weights=weights, norm_scale=norm_scale, distance=distance,
             partial_sums=partial_sums, loss=loss, d_delta=d_delta, d_center=d_center, unweighted=unweighted,
-            N=pairs, D=1 if chosen_repr is None else chosen_repr.shape[1], num_partials=num_partials,
+            N=pairs, num_partials=num_partials,
             inv_temperature=1.0 / temperature, gamma=gamma, center_coef=center_coef, eps=eps,
             norm_value=1.0 if norm_value is None else norm_value,
             stride_c=chosen.stride(0), stride_r=rejected.stride(0),
             stride_m=0 if margin is None else margin.stride(0), stride_w=0 if weights is None else weights.stride(0),
-            stride_cr=0 if chosen_repr is None else chosen_repr.stride(0),
-            stride_rr=0 if rejected_repr is None else rejected_repr.stride(0),
             HAS_MARGIN=margin is not None, HAS_WEIGHTS=weights is not None, NORM_MODE=mode,
-            BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D, BLOCK_P=MAX_PARTIALS, num_warps=SMALL_WARPS,
+            BLOCK_N=BLOCK_N, BLOCK_P=MAX_PARTIALS, num_warps=SMALL_WARPS,
         )
     return loss, d_delta, d_center, unweighted
 

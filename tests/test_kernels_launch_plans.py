@@ -57,7 +57,7 @@ def test_the_mutation_analysis_does_report_a_kernel_that_writes_its_input(tmp_pa
             tl.store(x + offs, value * 2, mask=offs < n)
 
         x, y, out = torch.ones(8), torch.ones(8), torch.empty(8)
-        launch = Launch(scale_in_place, (1,), {"x": x, "y": y, "out": out, "n": 8, "BLOCK": 8}, 4, 1, None)
+        launch = Launch(scale_in_place, (1,), {"x": x, "y": y, "out": out, "n": 8, "BLOCK": 8}, 4, 1)
         with ahead_of_time(90):
             print(_inputs_written(launch, (x, y)))
     """))
@@ -90,7 +90,8 @@ def test_pooling_launch_plans_put_unbounded_rows_on_axis_0(monkeypatch, variant,
         multiview_pool.multiview_pool_bwd(views, hidden, kinds, saved[0], cu_seqlens, weight, *saved[1:], max_len, True)
     names = {launch.name for launch in launches}
     assert "multiview_pool_bwd_kernel" in names and ("multiview_pool_accumulate_kernel" in names) == (variant == "two_phase")
-    grid_bound = names - {"multiview_pool_bwd_kernel"}  # the backward runs a fixed number of programs
+    # The backward runs a fixed number of programs, and the dw_a reduction one per D tile.
+    grid_bound = names - {"multiview_pool_bwd_kernel", "multiview_pool_dw_kernel"}
     _assert_grids_within_limits(launches, expect_beyond_axis_1=grid_bound)
 
 
@@ -108,6 +109,15 @@ def test_router_and_loss_launch_plans_put_rows_on_axis_0():
                                                                 "preference_loss_fwd_kernel"})
     distance = [launch for launch in launches if launch.name == "preference_loss_distance_kernel"]
     assert len(distance) == 1 and distance[0].grid[0] <= preference_loss.MAX_PARTIALS
+
+
+def test_a_launch_takes_no_build_option_that_torch_compile_would_drop():
+    """Inductor keeps num_warps and num_stages of a user kernel's launch and drops maxnreg: a launch that sets
+    anything but kernel parameters is refused, so compiled graphs run the builds the compile check makes."""
+    from adajudge.kernels.launch import launch
+
+    with pytest.raises(TypeError, match=r"expected parameters of router_mix_fwd_kernel, got \['maxnreg'\]"):
+        launch(router_mix.router_mix_fwd_kernel, (1,), num_warps=4, maxnreg=128)
 
 
 def test_a_grid_cuda_would_refuse_raises_before_any_launch():

@@ -1,6 +1,7 @@
-"""The pooling kernels' multi-split and multi-chunk paths, which small inputs never reach with the default
-tile plan: forced small tiles and several splits per row, checked to have been taken, against the fp64
-reference, for both forward variants (`ADAJUDGE_POOL_FORWARD`)."""
+"""The pooling kernels' multi-split and D-tiled paths, which small inputs never reach with the default plan:
+several splits per row for the fused kernels (which hold all of D), and a D tile narrower than D, which runs
+the D-tiled kernels (two_phase's forward, the backward beyond RESIDENT_MAX_D); each checked to have been
+taken, against the fp64 reference."""
 import contextlib
 import os
 
@@ -43,23 +44,37 @@ def _late_response_masks(batch, length, gen, left_padding):
     return attention, response
 
 
-def _assert_paths_taken(launches, dim):
-    forward = [launch for launch in launches if launch.name == "multiview_pool_fwd_kernel"]
+# The two plans the tests force: the fused kernels with several splits per row, and D tiles narrower than D.
+PLANS = {"fused": dict(block_t=FORCED_BLOCK_T, num_splits=None), "d_tiled": dict(block_t=FORCED_BLOCK_T, block_d=FORCED_BLOCK_D,
+                                                                                    num_splits=None)}
+
+
+def _assert_paths_taken(launches, dim, plan):
+    names = [launch.name for launch in launches]
     backward = [launch for launch in launches if launch.name == "multiview_pool_bwd_kernel"]
-    assert forward and backward
-    for launch in forward + backward:
-        assert launch.arguments["num_splits"] > 1, "expected several token splits per row"
-        assert launch.arguments["BLOCK_D"] < dim, "expected several D chunks"
-    for launch in launches:
-        if launch.name == "multiview_pool_accumulate_kernel":
-            assert launch.arguments["BLOCK_D"] < dim and launch.grid[0] > launch.arguments["num_splits"]
+    assert backward and "multiview_pool_combine_kernel" in names and "multiview_pool_dw_kernel" in names
+    if plan == "fused":
+        forward = [launch for launch in launches if launch.name == "multiview_pool_fwd_kernel"]
+        assert forward and "multiview_pool_accumulate_kernel" not in names
+        for launch in forward + backward:
+            assert launch.arguments["num_splits"] > 1, "expected several token splits per row"
+            assert launch.arguments["BLOCK_D"] >= dim, "expected the whole of D in one program"
+        assert all(not launch.arguments["HAS_Q"] and launch.grid[1] == 1 for launch in backward)
+    else:
+        accumulate = [launch for launch in launches if launch.name == "multiview_pool_accumulate_kernel"]
+        assert accumulate and "multiview_pool_fwd_kernel" not in names
+        for launch in accumulate:
+            assert launch.arguments["BLOCK_D"] < dim and launch.grid[0] > launch.arguments["num_splits"], "expected D tiles"
+        for launch in backward:
+            assert launch.arguments["HAS_Q"] and launch.grid[1] > 1, "expected D tiles in the backward"
+        assert all(launch.arguments["num_splits"] > 1 for launch in accumulate + backward)
 
 
-@pytest.mark.parametrize("forward_variant", FORWARD_VARIANTS)
+@pytest.mark.parametrize("plan", PLANS)
 @pytest.mark.parametrize("dtype", LOW_PRECISION, ids=str)
 @settings(max_examples=6, deadline=None)
 @given(data=st.data())
-def test_many_splits_and_chunks_match_reference(forward_variant, dtype, data):
+def test_many_splits_and_d_tiles_match_reference(plan, dtype, data):
     batch, length = data.draw(st.integers(1, 3)), data.draw(st.integers(13, 40))
     dim = data.draw(st.sampled_from([17, 40]))
     splits = data.draw(st.integers(2, 5))
@@ -73,18 +88,17 @@ def test_many_splits_and_chunks_match_reference(forward_variant, dtype, data):
         "attn_bias": torch.randn((), generator=gen).to(dtype).to(DEVICE),
     }
     grad = torch.randn(batch, 4, dim, generator=gen).to(dtype).to(DEVICE)
-    plan = force_tile_plan(block_t=FORCED_BLOCK_T, block_d=FORCED_BLOCK_D, num_splits=splits)
-    with pool_forward(forward_variant), plan, record_launches() as launches:
+    with force_tile_plan(**PLANS[plan] | {"num_splits": splits}), record_launches() as launches:
         check_against_reference(
             "multiview_pool", inputs, ["hidden", "attn_weight", "attn_bias"], [grad], "triton", dtype, [dtype]
         )
-    _assert_paths_taken(launches, dim)
+    _assert_paths_taken(launches, dim, plan)
 
 
-@pytest.mark.parametrize("forward_variant", FORWARD_VARIANTS)
+@pytest.mark.parametrize("plan", PLANS)
 @settings(max_examples=6, deadline=None)
 @given(data=st.data())
-def test_packed_rows_with_empty_rows_and_empty_splits_match_reference(forward_variant, data):
+def test_packed_rows_with_empty_rows_and_empty_splits_match_reference(plan, data):
     lengths = data.draw(st.lists(st.integers(0, 30), min_size=2, max_size=5).filter(lambda xs: max(xs) >= 13))
     dim = data.draw(st.sampled_from([17, 40]))
     gen = torch.Generator().manual_seed(data.draw(st.integers(0, 2**16)))
@@ -98,21 +112,35 @@ def test_packed_rows_with_empty_rows_and_empty_splits_match_reference(forward_va
         "attn_weight": torch.randn(dim, generator=gen).to(DEVICE),
     }
     grad = torch.randn(len(lengths), 4, dim, generator=gen).to(DEVICE)
-    plan = force_tile_plan(block_t=FORCED_BLOCK_T, block_d=FORCED_BLOCK_D, num_splits=4)
-    with pool_forward(forward_variant), plan, record_launches() as launches:
+    with force_tile_plan(**PLANS[plan] | {"num_splits": 4}), record_launches() as launches:
         check_against_reference(
             "multiview_pool", inputs, ["hidden", "attn_weight"], [grad], "triton", torch.float32, [torch.float32],
             cu_seqlens=cu_seqlens.to(DEVICE), max_seqlen=max(lengths),
         )
-    _assert_paths_taken(launches, dim)  # short rows: their later splits are empty
+    _assert_paths_taken(launches, dim, plan)  # short rows: their later splits are empty
+
+
+@pytest.mark.parametrize("forward_variant", FORWARD_VARIANTS)
+def test_the_switch_picks_the_forward_design(forward_variant):
+    """`ADAJUDGE_POOL_FORWARD` chooses the fused kernel or two_phase's scores + D-tiled accumulation."""
+    inputs = {"hidden": torch.randn(2, 9, 24, device=DEVICE), "attention_mask": torch.ones(2, 9, dtype=torch.long, device=DEVICE),
+              "attn_weight": torch.randn(24, device=DEVICE)}
+    with pool_forward(forward_variant), record_launches() as launches:
+        check_against_reference("multiview_pool", inputs, ["hidden", "attn_weight"], [torch.randn(2, 4, 24, device=DEVICE)],
+                                "triton", torch.float32, [torch.float32])
+    names = {launch.name for launch in launches}
+    if forward_variant == "fused":
+        assert "multiview_pool_fwd_kernel" in names and "multiview_pool_accumulate_kernel" not in names
+    else:
+        assert {"multiview_pool_scores_kernel", "multiview_pool_accumulate_kernel"} <= names
+        assert "multiview_pool_fwd_kernel" not in names
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dim", [576, 2048])
 @pytest.mark.parametrize(("backend", "forward_variant"), [("torch", "fused"), ("triton", "fused"), ("triton", "two_phase")])
 def test_realistic_sizes_match_reference(dim, backend, forward_variant):
-    """T = 1024 tokens at hidden sizes of real backbones (SmolLM2-135M: 576), in bf16, with the default
-    tile plan: several D chunks per token block on the Triton path."""
+    """T = 1024 tokens at hidden sizes of real backbones (SmolLM2-135M: 576), in bf16, with the default plan."""
     batch, length = 2, 1024
     gen = torch.Generator().manual_seed(dim)
     attention, response = _late_response_masks(batch, length, gen, left_padding=False)
@@ -129,5 +157,7 @@ def test_realistic_sizes_match_reference(dim, backend, forward_variant):
         check_against_reference(
             "multiview_pool", inputs, ["hidden", "attn_weight", "attn_bias"], [grad], backend, torch.bfloat16, [torch.bfloat16]
         )
-    if backend == "triton":
-        assert all(launch.arguments["BLOCK_D"] < dim for launch in launches if launch.name == "multiview_pool_fwd_kernel")
+    if backend == "triton":  # the default plan: the fused kernels hold all of D; two_phase tiles it
+        forward = [launch for launch in launches
+                   if launch.name in ("multiview_pool_fwd_kernel", "multiview_pool_accumulate_kernel")]
+        assert forward and all((launch.arguments["BLOCK_D"] >= dim) == (forward_variant == "fused") for launch in forward)

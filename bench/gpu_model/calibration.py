@@ -35,5 +35,5 @@ def launches() -> dict[str, Launch]:
     elements = COPY_BYTES // 4
     src, dst = torch.empty(elements), torch.empty(elements)
     return {name: Launch(copy_kernel, (triton.cdiv(elements, block),), {"src": src, "dst": dst, "n": elements, "BLOCK": block},
-                         warps, 1, None)
+                         warps, 1)
             for name, (block, warps, _) in CASES.items()}

@@ -78,9 +78,11 @@ def _map_loops(function: ttir_reader.Function, regions, notes) -> tuple[list[int
 
     def visit(block, enclosing):
         for op in block.ops:
-            if op.name == "scf.for":
-                fors.append((op, op.regions[0].index, ttir_reader.loc_lines(function, op.loc), enclosing))
-                visit(op.regions[0], op)
+            if op.name in ("scf.for", "scf.while"):  # a while loop's body is its second region
+                body = op.regions[0] if op.name == "scf.for" else op.regions[-1]
+                fors.append((op, body.index, ttir_reader.loc_lines(function, op.loc), enclosing))
+                for region in op.regions:
+                    visit(region, op)
             else:
                 for region in op.regions:
                     visit(region, enclosing)
@@ -221,8 +223,6 @@ def profile(launch: Launch) -> KernelProfile:
                 widths.setdefault(tensor, {}).setdefault(kind, []).append(instruction.access_bytes * 8)
     if any(i.base in ("LDGSTS", "UTMALDG", "UBLKCP") for i in code.instructions):
         notes.append("asynchronous copies (cp.async / TMA): their latency is charged as if waited on in the same loop run")
-    if any(op.name == "scf.while" for op, _ in function.walk()):
-        notes.append("scf.while loops are not evaluated: their bodies count once per enclosing run")
     block_runs = _block_runs(ttir_reader.Program(function, launch.arguments, launch.grid), launch.grid)
     region_runs = block_runs[:, blocks] * np.array(scales)
     requested: dict[str, np.ndarray] = {}

@@ -103,6 +103,7 @@ def _results(text: str) -> list[str]:
 
 
 _FOR = re.compile(rf"scf\.for ({_NAME}) = ({_NAME}) to ({_NAME}) step ({_NAME})(?: iter_args\((.*?)\))?")
+_WHILE = re.compile(r"scf\.while \((.*?)\) :")
 
 
 def _parse_op(line: str) -> tuple[Op, list[str]]:
@@ -120,6 +121,11 @@ def _parse_op(line: str) -> tuple[Op, list[str]]:
         pairs = [p.split(" = ") for p in _split_top_level(iter_args or "")]
         block_args = [iv] + [p[0] for p in pairs]
         operands = [lb, ub, step] + [p[1] for p in pairs]
+    elif name == "scf.while":  # scf.while (%a = %init, ...) : (...) -> (...): the condition region's arguments
+        m = _WHILE.search(body)
+        pairs = [p.split(" = ") for p in _split_top_level(m.group(1) if m else "")]
+        block_args = [p[0] for p in pairs]
+        operands = [p[1] for p in pairs]
     else:
         before_type = body.split(" : ", 1)[0]
         operands = re.findall(rf"{_NAME}(?![\w])", before_type)
@@ -145,20 +151,33 @@ def _parse_signature(line: str) -> tuple[str, list[str], dict[str, str]]:
 
 def parse(text: str) -> Function:
     """The public `tt.func` of a TTIR module (the kernel; other functions are skipped: a call to one counts
-    as one op)."""
+    as one op). SSA names are made unique across the function: the printer reuses a name in sibling regions
+    (an scf.while's condition and body, for one), so a name defined again is renamed `name@n` for the rest
+    of its region."""
     locs = {}
     for line in text.splitlines():
         match = re.match(r"^(#loc\d*) = loc\((.*)\)\s*$", line)
         if match:
             locs[match.group(1)] = match.group(2)
     function = None
-    stack: list[tuple[Op | None, Block]] = []
+    stack: list[tuple[Op | None, Block, dict]] = []  # (op, block, the block's renames)
     blocks: list[Block] = []
+    defined: set[str] = set()
 
-    def new_block(args):
-        block = Block(list(args), [], len(blocks))
+    def new_block(args, parent_renames):
+        block = Block([], [], len(blocks))
         blocks.append(block)
-        return block
+        renames = dict(parent_renames)
+        block.args = [define(arg, renames) for arg in args]
+        return block, renames
+
+    def define(name, renames):
+        if name in defined:
+            renamed = f"{name}@{len(defined)}"
+            renames[name] = renamed
+            name = renamed
+        defined.add(name)
+        return name
 
     skip_until = None  # the closing line of a function other than the kernel (noinline helpers)
     for raw in text.splitlines():
@@ -174,23 +193,24 @@ def parse(text: str) -> Function:
             continue
         if line.startswith("tt.func"):
             name, params, param_names = _parse_signature(line)
-            body = new_block(params)
+            body, renames = new_block(params, {})
             function = Function(name, params, param_names, body, locs, blocks)
-            stack.append((None, body))
+            stack.append((None, body, renames))
             continue
         if function is None:
             continue
         if line.startswith("^bb"):
-            stack[-1][1].args = re.findall(rf"({_NAME}):", line)
+            _, block, renames = stack[-1]
+            block.args = [define(arg, renames) for arg in re.findall(rf"({_NAME}):", line)]
             continue
         if line.startswith("}"):
             if not stack:
                 continue  # the module's end
-            op, _ = stack.pop()
-            if line.startswith("} else {"):
-                block = new_block([])
+            op, _, _ = stack.pop()
+            if line.startswith("} else {") or line.startswith("} do {"):  # scf.if's else, scf.while's body
+                block, renames = new_block([], stack[-1][2])
                 op.regions.append(block)
-                stack.append((op, block))
+                stack.append((op, block, renames))
             elif op is not None:
                 op.tail, loc = _loc_of(line.lstrip("})").strip())
                 op.loc = loc or op.loc
@@ -198,11 +218,14 @@ def parse(text: str) -> Function:
         if line.startswith("tt.return"):
             continue
         op, block_args = _parse_op(line)
-        stack[-1][1].ops.append(op)
+        _, block, renames = stack[-1]
+        op.operands = [renames.get(name, name) for name in op.operands]
+        op.results = [define(name, renames) for name in op.results]
+        block.ops.append(op)
         if line.endswith("{"):
-            block = new_block(block_args)
-            op.regions.append(block)
-            stack.append((op, block))
+            region, region_renames = new_block(block_args, renames)
+            op.regions.append(region)
+            stack.append((op, region, region_renames))
     if function is None:
         raise ValueError("no tt.func in the TTIR text")
     return function
@@ -255,6 +278,11 @@ def pointer_sources(function: Function) -> dict[str, str]:
             for result, init in zip(op.results, op.operands[3:]):
                 if init in source:
                     source[result] = source[init]
+        elif op.name == "scf.while":  # carried values keep their init's tensor, in both regions and after
+            for names in (op.regions[0].args, op.regions[1].args if len(op.regions) > 1 else [], op.results):
+                for name, init in zip(names, op.operands):
+                    if init in source:
+                        source[name] = source[init]
     return source
 
 
@@ -324,6 +352,16 @@ _COMPARE = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "slt": lambda 
 _CASTS = ("arith.extsi", "arith.extui", "arith.trunci", "arith.index_cast", "arith.index_castui", "arith.bitcast")
 
 
+MAX_WHILE_TRIPS = 1 << 20  # an scf.while evaluated longer than this is taken for one that never ends
+
+
+def _walk_block(block: Block):
+    for op in block.ops:
+        yield op, block
+        for region in op.regions:
+            yield from _walk_block(region)
+
+
 class ControlFlowUnknown(ValueError):
     """A loop bound or branch condition depends on a value this reader does not evaluate."""
 
@@ -337,25 +375,47 @@ class Program:
         self.arguments = arguments
         self.defs: dict[str, Op] = {}
         self.for_of_arg: dict[str, Op] = {}
+        self.while_of_arg: dict[str, tuple[Op, int]] = {}  # an scf.while region's argument -> (op, its index)
         for op, _ in function.walk():
             for result in op.results:
                 self.defs[result] = op
             if op.name == "scf.for":
                 for arg in op.regions[0].args:
                     self.for_of_arg[arg] = op
+            if op.name == "scf.while":
+                for block in op.regions:
+                    for index, arg in enumerate(block.args):
+                        self.while_of_arg[arg] = (op, index)
         self.needed = self._control_slice()
-        self.loop_invariant = {id(op): self._inner_control_invariant(op) for op, _ in function.walk() if op.name == "scf.for"}
+        self.loop_invariant = {id(op): self._inner_control_invariant(op) for op, _ in function.walk()
+                               if op.name in ("scf.for", "scf.while")}
+        self.counted = {id(op): self._counted_while(op) for op, _ in function.walk() if op.name == "scf.while"}
 
     # which values control flow depends on
     def _control_operands(self, op: Op) -> list[str]:
         if op.name == "scf.for":
             return op.operands[:3]
-        if op.name == "scf.if":
+        if op.name in ("scf.if", "scf.condition"):
             return op.operands[:1]
         return []
 
+    @staticmethod
+    def _while_parts(op: Op) -> tuple[Op, Op | None]:
+        """An scf.while's `scf.condition` (the end of its first region) and its body's `scf.yield`."""
+        condition = next(o for o in op.regions[0].ops if o.name == "scf.condition")
+        yields = [o for o in op.regions[1].ops if o.name == "scf.yield"] if len(op.regions) > 1 else []
+        return condition, (yields[0] if yields else None)
+
     def _dependencies(self, name: str) -> list[str]:
         op = self.defs.get(name)
+        if op is not None and op.name == "scf.while":  # a result: what the condition forwards when it fails
+            condition, _ = self._while_parts(op)
+            return [condition.operands[1 + op.results.index(name)], condition.operands[0]]
+        if name in self.while_of_arg:  # (the printer gives both regions' arguments the same names)
+            loop, index = self.while_of_arg[name]
+            condition, body_yield = self._while_parts(loop)
+            carried = [body_yield.operands[index]] if body_yield is not None and index < len(body_yield.operands) else []
+            return [loop.operands[index], *carried, condition.operands[1 + index]]
         if op is not None:
             if op.name == "scf.for":  # a loop's result: its init value and what the body yields
                 index = op.results.index(name)
@@ -387,8 +447,10 @@ class Program:
         return self._closure(roots)
 
     def _inner_control_invariant(self, loop: Op) -> bool:
-        """Whether no loop bound or condition inside `loop` depends on its induction variable or carried values."""
-        carried = set(loop.regions[0].args)
+        """Whether no loop bound or condition inside `loop` (an scf.while's own condition aside) depends on its
+        induction variable or carried values."""
+        body = loop.regions[0] if loop.name == "scf.for" else loop.regions[-1]
+        carried = {arg for region in loop.regions for arg in region.args}
 
         def inner(block):
             for op in block.ops:
@@ -396,7 +458,27 @@ class Program:
                 for region in op.regions:
                     yield from inner(region)
 
-        return not (self._closure(list(inner(loop.regions[0]))) & carried)
+        return not (self._closure(list(inner(body))) & carried)
+
+    def _counted_while(self, op: Op) -> tuple[int, str, str] | None:
+        """`(index, bound, step)` of an scf.while written from a counted loop (`i = start; while i < bound:
+        ...; i += step`, bound and step defined outside it), else None."""
+        condition, body_yield = self._while_parts(op)
+        before, body = op.regions[0], op.regions[-1]
+        inside = {name for region in op.regions for o, _ in _walk_block(region) for name in o.results}
+        inside |= {arg for region in op.regions for arg in region.args}
+        compare = next((o for o in before.ops if condition.operands[0] in o.results), None)
+        if compare is None or compare.name != "arith.cmpi" or compare.head.split()[1].rstrip(",") != "slt":
+            return None
+        iv, bound = compare.operands
+        if iv not in before.args or bound in inside or body_yield is None:
+            return None
+        index = before.args.index(iv)
+        step_op = next((o for o in body.ops if body_yield.operands[index] in o.results), None)
+        if step_op is None or step_op.name != "arith.addi" or body.args[index] not in step_op.operands:
+            return None
+        step = next(name for name in step_op.operands if name != body.args[index])
+        return (index, bound, step) if step not in inside else None
 
     # evaluation
     def _param(self, ssa: str):
@@ -452,6 +534,8 @@ class Program:
                 return [env.get(name) for name in op.operands]
             if op.name == "scf.for":
                 self._run_for(op, env, runs, times, pid)
+            elif op.name == "scf.while":
+                self._run_while(op, env, runs, times, pid)
             elif op.name == "scf.if":
                 condition = env.get(op.operands[0])
                 if condition is None:
@@ -488,6 +572,37 @@ class Program:
             carried = self._run(body, inner, runs, times, pid) or carried
         for result, value in zip(op.results, carried):
             env[result] = value
+
+    def _run_while(self, op: Op, env: dict, runs: list[float], times: float, pid) -> None:
+        """An scf.while (the kernels write loops with runtime bounds as `while`), iteration by iteration: its
+        condition region, then while it holds its body, each with the values carried into it."""
+        condition, _ = self._while_parts(op)
+        before, body = op.regions
+        carried = [env.get(name) for name in op.operands]
+        counted = self.counted[id(op)]
+        if counted is not None and self.loop_invariant[id(op)] and not any(r in self.needed for r in op.results):
+            index, bound, step = counted  # its trips known up front, its body the same each time: run it once
+            start, end, stride = carried[index], env.get(bound), env.get(step)
+            if None in (start, end, stride) or stride <= 0:
+                raise ControlFlowUnknown(f"bounds of {op.head[:80]!r}")
+            trips = max(0, -(-(end - start) // stride))
+            runs[before.index] += times * (trips + 1)
+            if trips:
+                self._run(body, {**env, **dict(zip(body.args, carried))}, runs, times * trips, pid)
+            return
+        for _ in range(MAX_WHILE_TRIPS):
+            inner = {**env, **dict(zip(before.args, carried))}
+            self._run(before, inner, runs, times, pid)
+            holds = inner.get(condition.operands[0])
+            if holds is None:
+                raise ControlFlowUnknown(f"condition {condition.operands[0]} of {op.head[:80]!r}")
+            forwarded = [inner.get(name) for name in condition.operands[1:]]
+            if not holds:
+                for result, value in zip(op.results, forwarded):
+                    env[result] = value
+                return
+            carried = self._run(body, {**env, **dict(zip(body.args, forwarded))}, runs, times, pid) or forwarded
+        raise ControlFlowUnknown(f"{op.head[:80]!r} ran past {MAX_WHILE_TRIPS} trips")
 
     def block_runs(self, pid: tuple[int, int, int]) -> list[float]:
         """How many times each block (by index) runs in program `pid`."""
