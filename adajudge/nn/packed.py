@@ -1,0 +1,77 @@
+"""The packed layout inside the heads: `N` sequences' tokens concatenated, `[total, D]`, with `cu_seqlens`.
+
+`PackedSequences` carries the boundaries through one head forward and derives, once, what the layers need:
+the sequence of each token (`token_sequence`, for the depth gate's per-sequence weights and the plain
+poolings) and the block-diagonal layout of the attention fallback (`block_layout`).
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from adajudge.data.packing import pack_rows
+from adajudge.fused.multiview_pool import packed_positions
+
+
+class PackedSequences:
+    """Boundaries of `N` packed sequences of `total` tokens in all: `cu_seqlens [N+1]` (int32 or int64, from 0
+    to `total`) and `max_seqlen`, the longest (read from `cu_seqlens` once, on the host, when not given).
+
+    Attributes derived on first use and kept: `token_sequence [total]` int64 (the sequence of each token),
+    `block_layout` (see `BlockLayout`).
+    """
+
+    def __init__(self, cu_seqlens: torch.Tensor, total: int, max_seqlen: int | None = None):
+        self.cu_seqlens = cu_seqlens
+        self.num_sequences = cu_seqlens.numel() - 1
+        self.total = total
+        self.max_seqlen = int((cu_seqlens[1:] - cu_seqlens[:-1]).max()) if max_seqlen is None else max_seqlen
+
+    @functools.cached_property
+    def token_sequence(self) -> torch.Tensor:
+        """`[total]` int64: the index of the sequence each packed token belongs to (sync-free)."""
+        return packed_positions(self.cu_seqlens, self.total)[0]
+
+    @functools.cached_property
+    def block_layout(self) -> BlockLayout:
+        return BlockLayout(self.cu_seqlens)
+
+
+class BlockLayout:
+    """Where each packed token sits in `[G, W]` blocks of whole sequences, for attention with a
+    block-diagonal mask (`adajudge.nn.attention.block_diagonal_attention`).
+
+    The sequences are placed first-fit decreasing (`adajudge.data.packing.pack_rows`) into blocks of
+    `W = ` the longest sequence's tokens, so a block's attention costs at most `W²` and the blocks together at
+    most about `total · W` (padding a batch of `N` sequences to `W` costs `N · W²`). Reads the lengths on the
+    host once.
+
+    Attributes:
+        slot: `[total]` int64, the flat index `g · W + column` of each packed token in the blocks.
+        mask: `[G, 1, W, W]` bool: query and key are in the same sequence. Free slots are marked as one more
+            sequence, so their rows are finite (never all-False); their outputs are discarded.
+        blocks, width: `G`, `W`.
+    """
+
+    def __init__(self, cu_seqlens: torch.Tensor):
+        device = cu_seqlens.device
+        bounds = cu_seqlens.tolist()
+        starts, lengths = bounds[:-1], [end - start for start, end in zip(bounds[:-1], bounds[1:])]
+        self.width = max(max(lengths, default=0), 1)
+        rows = pack_rows(lengths, self.width)
+        self.blocks = max(len(rows), 1)
+        block_start = [0] * len(lengths)  # flat slot of each sequence's first token
+        for g, row in enumerate(rows):
+            column = g * self.width
+            for i in row:
+                block_start[i] = column
+                column += lengths[i]
+        counts = torch.tensor(lengths, dtype=torch.int64)
+        shift = torch.tensor(block_start, dtype=torch.int64) - torch.tensor(starts, dtype=torch.int64)
+        total = bounds[-1]
+        self.slot = (torch.arange(total) + shift.repeat_interleave(counts, output_size=total)).to(device)
+        owner = torch.full((self.blocks * self.width,), len(lengths), dtype=torch.int64, device=device)
+        owner[self.slot] = torch.arange(len(lengths), device=device).repeat_interleave(counts.to(device), output_size=total)
+        owner = owner.view(self.blocks, self.width)
+        self.mask = (owner[:, :, None] == owner[:, None, :])[:, None]
