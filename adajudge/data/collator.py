@@ -175,8 +175,13 @@ class PackedPreferenceCollator(PreferenceCollator):
     Args:
         tokenizer: its `pad_token_id` fills the rows' tails; it tokenises raw examples.
         max_length: longest sequence for raw examples.
-        row_tokens: the most tokens in a row (default `max_length`; at least `max_length`, so every sequence
-            fits). It bounds the attention cost of a row; larger rows leave shorter tails.
+        row_tokens: the most tokens in a row, at least `max_length` (so every sequence fits); default None:
+            each batch's rows are as long as its longest sequence *(ours)*. A row's attention costs its length
+            squared (SDPA with a block-diagonal mask computes every block), so rows as long as the longest
+            sequence cost about what the real tokens cost, `total × longest`, no more than padding
+            (`sequences × longest²`), while rows of `max_length` can cost more than padding when the batch is
+            short; on the hh-rlhf harmless test split (16 pairs per batch, max_length 1024) they also leave
+            shorter tails: 6.5 % of the row tokens against 8.8 %. With flash-attention the rows do not matter.
 
     Returns (from `__call__`):
         `input_ids`, `position_ids` int64 `[R, L]`; `token_index`, `response_mask` int64 `[total]`;
@@ -186,17 +191,18 @@ class PackedPreferenceCollator(PreferenceCollator):
 
     def __init__(self, tokenizer, max_length: int = 1024, row_tokens: int | None = None):
         super().__init__(tokenizer, max_length=max_length)
-        row_tokens = max_length if row_tokens is None else row_tokens
-        check_int("row_tokens", row_tokens, at_least=max_length)
+        if row_tokens is not None:
+            check_int("row_tokens", row_tokens, at_least=max_length)
         self.row_tokens = row_tokens
 
     def __call__(self, examples: Sequence[Mapping]) -> dict:
         encoded, sequences = self._sequences(examples)
         longest = max(len(sequence["input_ids"]) for sequence in sequences)
-        if longest > self.row_tokens:
+        budget = self.row_tokens or self.max_length
+        if longest > budget:
             raise ValueError(
-                f"examples: a sequence has {longest} tokens, more than row_tokens={self.row_tokens}; encoded "
-                f"examples must respect the truncation policy (encode_pairs with max_length <= row_tokens)"
+                f"examples: a sequence has {longest} tokens, more than {budget} (max_length / row_tokens); encoded "
+                "examples must respect the truncation policy (encode_pairs with the collator's max_length)"
             )
-        batch = pack_encodings(sequences, self.tokenizer.pad_token_id, self.row_tokens)
+        batch = pack_encodings(sequences, self.tokenizer.pad_token_id, self.row_tokens or max(longest, 1))
         return {**batch, **self._pair_columns(encoded)}

@@ -1,12 +1,13 @@
 """Padding-free batches: whole sequences packed into rows under a token budget (docs/packing.md).
 
 A padded batch of `B` sequences is `[B, T]` with `T` the longest, so every sequence pays for the longest one;
-on the hh-rlhf harmless test split, 66 % of a 16-pair batch's tokens are padding (`python -m bench.packing`).
+on the hh-rlhf harmless test split, 64 % of a 16-pair batch's tokens are padding (`python -m bench.packing`).
 A packed batch places whole sequences side by side in rows of at most `row_tokens` tokens (first-fit
 decreasing: longest first, each into the first row with room), so only the rows' tails are padding:
 
-- `input_ids [R, L]` int64: the rows (`L` the longest row, at most `row_tokens`), `pad_token_id` after each
-  row's last sequence.
+- `input_ids [R, L]` int64: the rows (`L` the longest row, at most `row_tokens`; `PackedPreferenceCollator`
+  makes rows as long as the batch's longest sequence by default), `pad_token_id` after each row's last
+  sequence.
 - `position_ids [R, L]` int64: `0, 1, ...` within each sequence (the positions it has alone); 0 on the tails.
   transformers' attention reads the sequence boundaries from them (no attention across two sequences).
 - `token_index [total]` int64: where each packed token sits in the flattened rows (`input_ids.view(-1)`),
@@ -17,7 +18,7 @@ decreasing: longest first, each into the first row with room), so only the rows'
 
 No sequence is ever split across rows; a sequence is at most the collator's `max_length`, which the
 truncation policy of `adajudge.data.encoding` enforces (the prompt is cut first; a response that cannot fit
-drops the pair), and `row_tokens >= max_length` is required, so every sequence fits a row.
+drops the pair), and rows are at least as long as the longest sequence, so every sequence fits a row.
 """
 from __future__ import annotations
 

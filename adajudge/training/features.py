@@ -37,6 +37,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
+from adajudge.data.collator import PackedPreferenceCollator
 from adajudge.data.encoding import encode_pairs
 from adajudge.data.packing import is_packed
 
@@ -57,7 +58,7 @@ def shard_key(fingerprint: str, *, shard_pairs: int, batch_size: int, dtype: tor
     the float sums), the stored dtype, the collator's padding side or rows; the format version. A shard is
     reused only when its stored key equals this one."""
     settings = [fingerprint, FORMAT_VERSION, shard_pairs, batch_size, str(dtype), collator.padding_side]
-    if getattr(collator, "row_tokens", None) is not None:  # a packed collator
+    if isinstance(collator, PackedPreferenceCollator):
         settings.append(["packed", collator.row_tokens])
     return hashlib.sha256(json.dumps(settings).encode()).hexdigest()
 
