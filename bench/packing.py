@@ -291,8 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     model = AdaJudgeForRewardModeling.from_backbone(str(path), head=args.head).to(device).train()
     model.check_packing_support()
-    if args.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+    if args.gradient_checkpointing:  # transformers 5.25 renamed it; 5.17 has the old name only
+        (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
     order = visiting_order(len(encoded), args.seed, 0)
     count = args.warmup + args.steps
     steps = [[encoded[i] for i in order[n * args.pairs_per_step : (n + 1) * args.pairs_per_step]] for n in range(count)]

@@ -31,7 +31,9 @@ class AdaJudgeHead(nn.Module):
     output. The scorers and router run in the parameter dtype; the router mix, reward, probabilities,
     entropy and representation are fp32.
 
-    Host syncs per forward: one (the masks' value checks; see `adajudge.validation.check_values`).
+    Host syncs per forward: one (the masks' value checks; see `adajudge.validation.check_values`); packed
+    input adds the read of `max_seqlen` when it is not given and, off flash-attn, one read of the sequence
+    lengths to lay out the block-diagonal attention.
 
     Args:
         hidden_size: `D` of the backbone.
