@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from adajudge.data.encoding import TruncationStats, encode_pair
-from adajudge.data.packing import pack_encodings
+from adajudge.data.packing import encoding_tensors, pack_encodings
 from adajudge.validation import check_int
 
 ENCODED_KEYS = ("chosen_input_ids", "chosen_response_mask", "rejected_input_ids", "rejected_response_mask")
@@ -41,16 +41,7 @@ def pad_encodings(
         raise ValueError(f"pad_to_multiple_of: expected None or an int >= 1, got {pad_to_multiple_of!r}")
     if len(encodings) == 0:
         raise ValueError("encodings: expected at least one encoding, got an empty sequence")
-    rows = []
-    for index, encoding in enumerate(encodings):
-        ids = torch.as_tensor(encoding["input_ids"], dtype=torch.long)
-        mask = torch.as_tensor(encoding["response_mask"], dtype=torch.long)
-        if ids.dim() != 1 or ids.shape != mask.shape:
-            raise ValueError(
-                f"encodings[{index}]: expected 1-D input_ids and response_mask of equal length, got shapes "
-                f"{tuple(ids.shape)} and {tuple(mask.shape)}"
-            )
-        rows.append((ids, mask))
+    rows = encoding_tensors(encodings)
     length = max(ids.numel() for ids, _ in rows)
     if pad_to_multiple_of is not None:
         length = -(-length // pad_to_multiple_of) * pad_to_multiple_of

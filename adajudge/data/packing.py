@@ -63,6 +63,25 @@ def pack_rows(lengths: Sequence[int], row_tokens: int) -> list[list[int]]:
     return rows
 
 
+def encoding_tensors(encodings: Sequence[Mapping]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """`(input_ids, response_mask)` int64 1-D tensors of each encoding (lists of int or 1-D tensors).
+
+    Raises:
+        ValueError: an encoding whose two entries are not 1-D of one length.
+    """
+    sequences = []
+    for index, encoding in enumerate(encodings):
+        ids = torch.as_tensor(encoding["input_ids"], dtype=torch.long)
+        mask = torch.as_tensor(encoding["response_mask"], dtype=torch.long)
+        if ids.dim() != 1 or ids.shape != mask.shape:
+            raise ValueError(
+                f"encodings[{index}]: expected 1-D input_ids and response_mask of equal length, got shapes "
+                f"{tuple(ids.shape)} and {tuple(mask.shape)}"
+            )
+        sequences.append((ids, mask))
+    return sequences
+
+
 def pack_encodings(encodings: Sequence[Mapping], pad_token_id: int, row_tokens: int) -> dict:
     """Pack encodings (`input_ids`, `response_mask`: equal-length int lists or 1-D tensors) into rows.
 
@@ -80,16 +99,7 @@ def pack_encodings(encodings: Sequence[Mapping], pad_token_id: int, row_tokens: 
         raise TypeError(f"pad_token_id: expected an int, got {pad_token_id!r}")
     if len(encodings) == 0:
         raise ValueError("encodings: expected at least one encoding, got an empty sequence")
-    sequences = []
-    for index, encoding in enumerate(encodings):
-        ids = torch.as_tensor(encoding["input_ids"], dtype=torch.long)
-        mask = torch.as_tensor(encoding["response_mask"], dtype=torch.long)
-        if ids.dim() != 1 or ids.shape != mask.shape:
-            raise ValueError(
-                f"encodings[{index}]: expected 1-D input_ids and response_mask of equal length, got shapes "
-                f"{tuple(ids.shape)} and {tuple(mask.shape)}"
-            )
-        sequences.append((ids, mask))
+    sequences = encoding_tensors(encodings)
     lengths = [ids.numel() for ids, _ in sequences]
     rows = pack_rows(lengths, row_tokens)
     width = max(max(sum(lengths[i] for i in row) for row in rows), 1)

@@ -6,11 +6,11 @@ from torch import nn
 from adajudge import ops
 from adajudge.nn.mlp import MLP
 from adajudge.nn.output import HeadOutput
-from adajudge.nn.packed import PackedSequences
+from adajudge.nn.packed import checked_head_inputs
 from adajudge.nn.pooling import MultiViewPooling
 from adajudge.nn.refinement import Refinement, default_num_heads
 from adajudge.ops.backend import BACKENDS
-from adajudge.validation import check_choice, check_float, check_head_inputs, check_int, check_packed_head_inputs
+from adajudge.validation import check_choice, check_float, check_int
 from adajudge.views import SCORED_VIEWS
 
 
@@ -98,12 +98,7 @@ class AdaJudgeHead(nn.Module):
         gives each of them. Nothing is padded again: the blocks attend within each sequence (flash-attn's
         varlen kernel, or SDPA with a block-diagonal mask) and pooling takes the packed layout.
         """
-        sequences = None
-        if cu_seqlens is None:
-            check_head_inputs(hidden, attention_mask, response_mask, self.hidden_size)
-        else:
-            check_packed_head_inputs(hidden, attention_mask, response_mask, cu_seqlens, max_seqlen, self.hidden_size)
-            sequences = PackedSequences(cu_seqlens, hidden.shape[0], max_seqlen)
+        sequences = checked_head_inputs(hidden, attention_mask, response_mask, cu_seqlens, max_seqlen, self.hidden_size)
         refined = self.refinement(hidden, attention_mask, sequences)
         views = self.pool.forward_unchecked(refined, attention_mask, response_mask, sequences)  # [B, 4, D]
         dtype = self.pool.attn_weight.dtype

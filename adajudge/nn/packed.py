@@ -12,6 +12,7 @@ import torch
 
 from adajudge.data.packing import pack_rows
 from adajudge.fused.multiview_pool import packed_positions
+from adajudge.validation import check_head_inputs, check_packed_head_inputs
 
 
 class PackedSequences:
@@ -36,6 +37,16 @@ class PackedSequences:
     @functools.cached_property
     def block_layout(self) -> BlockLayout:
         return BlockLayout(self.cu_seqlens)
+
+
+def checked_head_inputs(hidden, attention_mask, response_mask, cu_seqlens, max_seqlen, hidden_size: int):
+    """Check a head's inputs, padded (`cu_seqlens` None: `check_head_inputs`) or packed
+    (`check_packed_head_inputs`); returns None for padded input, else the `PackedSequences` of packed input."""
+    if cu_seqlens is None:
+        check_head_inputs(hidden, attention_mask, response_mask, hidden_size)
+        return None
+    check_packed_head_inputs(hidden, attention_mask, response_mask, cu_seqlens, max_seqlen, hidden_size)
+    return PackedSequences(cu_seqlens, hidden.shape[0], max_seqlen)
 
 
 class BlockLayout:

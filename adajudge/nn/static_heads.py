@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from adajudge.nn.output import HeadOutput
-from adajudge.nn.packed import PackedSequences
+from adajudge.nn.packed import checked_head_inputs
 from adajudge.nn.pooling import (
     MultiViewPooling,
     last_token_states,
@@ -13,7 +13,7 @@ from adajudge.nn.pooling import (
     response_tokens,
 )
 from adajudge.ops.backend import BACKENDS
-from adajudge.validation import check_bool, check_choice, check_head_inputs, check_int, check_packed_head_inputs
+from adajudge.validation import check_bool, check_choice, check_int
 from adajudge.views import View
 
 
@@ -44,12 +44,7 @@ class _PooledLinearHead(nn.Module):
         """Score `hidden [B, T, D]` with masks `[B, T]` (see `MultiViewPooling`), or packed `hidden [total, D]`
         with `cu_seqlens [N+1]`, `attention_mask=None` and `response_mask [total]` (docs/packing.md) →
         `HeadOutput` with `V = 1` over the `B` rows or `N` sequences."""
-        sequences = None
-        if cu_seqlens is None:
-            check_head_inputs(hidden, attention_mask, response_mask, self.hidden_size)
-        else:
-            check_packed_head_inputs(hidden, attention_mask, response_mask, cu_seqlens, max_seqlen, self.hidden_size)
-            sequences = PackedSequences(cu_seqlens, hidden.shape[0], max_seqlen)
+        sequences = checked_head_inputs(hidden, attention_mask, response_mask, cu_seqlens, max_seqlen, self.hidden_size)
         pooled = self.pool(hidden, attention_mask, response_mask, sequences)  # [B, D]
         reward = self.score(pooled.to(self.score.weight.dtype)).squeeze(1).float()  # [B]
         return HeadOutput(
