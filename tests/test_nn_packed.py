@@ -160,7 +160,7 @@ def test_packed_input_is_checked():
         head(hidden[None], None, cu_seqlens=cu_seqlens)
     with pytest.raises(ValueError, match="cu_seqlens: expected non-decreasing boundaries from 0 to total_T=10"):
         head(hidden, None, cu_seqlens=torch.tensor([0, 4, 9], dtype=torch.int32))
-    with pytest.raises(ValueError, match="max_seqlen: expected at least the longest packed sequence"):
+    with pytest.raises(ValueError, match=r"max_seqlen: expected at least the longest packed row \(6\), got 5"):
         head(hidden, None, cu_seqlens=cu_seqlens, max_seqlen=5)
     with pytest.raises(ValueError, match="response_mask: expected shape"):
         build_head("last", D)(hidden, None, torch.ones(9, dtype=torch.long), cu_seqlens=cu_seqlens)

@@ -75,7 +75,7 @@ def packed_backbone_states(
     check_tensor("token_index", token_index, ndim=1, dtypes=(torch.int64,), device=input_ids.device)
     check_values((
         "token_index",
-        (token_index < 0).any() | (token_index >= input_ids.numel()).any(),
+        lambda: (token_index < 0).any() | (token_index >= input_ids.numel()).any(),
         lambda: f"expected positions in the rows, 0 to {input_ids.numel() - 1}, got values outside",
     ))
     if uses_flash_varlen(backbone.config):

@@ -11,28 +11,35 @@ import functools
 import torch
 
 from adajudge.data.packing import pack_rows
-from adajudge.fused.multiview_pool import packed_positions
 from adajudge.validation import check_head_inputs, check_packed_head_inputs
 
 
 class PackedSequences:
     """Boundaries of `N` packed sequences of `total` tokens in all: `cu_seqlens [N+1]` (int32 or int64, from 0
-    to `total`) and `max_seqlen`, the longest (read from `cu_seqlens` once, on the host, when not given).
+    to `total`) and, optionally, `max_seqlen`, the longest.
 
-    Attributes derived on first use and kept: `token_sequence [total]` int64 (the sequence of each token),
-    `block_layout` (see `BlockLayout`).
+    Attributes derived on first use and kept: `max_seqlen` (read from `cu_seqlens` when not given),
+    `token_sequence [total]` int64 (the sequence of each token), `block_layout` (see `BlockLayout`).
     """
 
     def __init__(self, cu_seqlens: torch.Tensor, total: int, max_seqlen: int | None = None):
         self.cu_seqlens = cu_seqlens
         self.num_sequences = cu_seqlens.numel() - 1
         self.total = total
-        self.max_seqlen = int((cu_seqlens[1:] - cu_seqlens[:-1]).max()) if max_seqlen is None else max_seqlen
+        self.given_max_seqlen = max_seqlen
+
+    @functools.cached_property
+    def max_seqlen(self) -> int:
+        """The longest sequence: the one given, else read from `cu_seqlens` (one host read, on first use)."""
+        if self.given_max_seqlen is not None:
+            return self.given_max_seqlen
+        return int((self.cu_seqlens[1:] - self.cu_seqlens[:-1]).max())
 
     @functools.cached_property
     def token_sequence(self) -> torch.Tensor:
         """`[total]` int64: the index of the sequence each packed token belongs to (sync-free)."""
-        return packed_positions(self.cu_seqlens, self.total)[0]
+        ends = self.cu_seqlens[1:].to(torch.int64)
+        return torch.searchsorted(ends, torch.arange(self.total, device=ends.device), right=True)
 
     @functools.cached_property
     def block_layout(self) -> BlockLayout:

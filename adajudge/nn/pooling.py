@@ -126,7 +126,7 @@ class MultiViewPooling(nn.Module):
         real = torch.ones(hidden.shape[0], dtype=torch.int64, device=hidden.device)
         return multiview_pool_validated(
             hidden, real, response_mask, self.attn_weight, self.attn_bias, sequences.cu_seqlens,
-            sequences.max_seqlen, self.backend,
+            sequences.given_max_seqlen, self.backend,
         )
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
