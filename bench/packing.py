@@ -239,7 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--extraction-batch", type=int, default=8, help="pairs per backbone call (cache_features' default)")
     parser.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--lr", type=float, default=2e-5)
-    parser.add_argument("--threads", type=int, default=None, help="CPU intra-op threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU intra-op threads, 0 for torch's default (default 1, as python -m bench: on a shared "
+                             "machine an OpenMP barrier waiting on a descheduled thread costs milliseconds per op, "
+                             "which a step of fewer tokens feels more)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
@@ -256,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: expected a visible CUDA device, got none")
-    if args.threads is not None:
+    if args.threads < 0:
+        raise SystemExit(f"--threads: expected an integer >= 0, got {args.threads}")
+    if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     meta = {
