@@ -183,3 +183,51 @@ def check_head_inputs(hidden, attention_mask, response_mask, hidden_size: int) -
     if response_mask is not None:
         check_tensor("response_mask", response_mask, dtypes=MASK_DTYPES, shape=hidden.shape[:2], device=hidden.device)
     check_values(*mask_checks(attention_mask, response_mask))
+
+
+def packed_layout_checks(cu_seqlens: torch.Tensor, total: int, max_seqlen, device) -> list:
+    """Structure checks (raised now) and `check_values` entries (returned) of a packed layout: `cu_seqlens
+    [N+1]` int32/int64 on `device`, N >= 1, non-decreasing from 0 to `total`; `max_seqlen` None or an int at
+    least the longest sequence."""
+    check_tensor("cu_seqlens", cu_seqlens, ndim=1, dtypes=(torch.int32, torch.int64), device=device)
+    if cu_seqlens.numel() < 2:
+        raise ValueError(f"cu_seqlens: expected [N+1] boundaries with N >= 1, got shape {tuple(cu_seqlens.shape)}")
+
+    def lengths():
+        return cu_seqlens[1:] - cu_seqlens[:-1]
+
+    checks = [(
+        "cu_seqlens",
+        lambda: (cu_seqlens[0] != 0) | (cu_seqlens[-1] != total) | (lengths() < 0).any(),
+        lambda: f"expected non-decreasing boundaries from 0 to total_T={total}, got "
+                f"{cu_seqlens[:8].tolist()}{'...' if cu_seqlens.numel() > 8 else ''}",
+    )]
+    if max_seqlen is not None:
+        check_int("max_seqlen", max_seqlen, at_least=0)
+        checks.append((
+            "max_seqlen",
+            lambda: (lengths() > max_seqlen).any(),
+            lambda: f"expected at least the longest packed row ({int(lengths().max())}), got {max_seqlen}",
+        ))
+    return checks
+
+
+def check_packed_head_inputs(hidden, attention_mask, response_mask, cu_seqlens, max_seqlen, hidden_size: int) -> None:
+    """A reward head's packed `forward` inputs (docs/packing.md), checked once per forward: `hidden [total, D]`
+    floating with `D = hidden_size`, `attention_mask` None (packed input holds real tokens only),
+    `response_mask` None or `[total]` 0/1, and the layout (`packed_layout_checks`); one sync in all."""
+    check_tensor("hidden", hidden)
+    if not hidden.dtype.is_floating_point:
+        raise TypeError(f"hidden: expected a floating dtype (fp32, bf16, fp16), got {hidden.dtype}")
+    if hidden.dim() != 2 or hidden.shape[-1] != hidden_size:
+        raise ValueError(f"hidden: expected packed shape [total, {hidden_size}] with cu_seqlens, got {list(hidden.shape)}")
+    if attention_mask is not None:
+        raise ValueError(
+            "attention_mask: expected None with cu_seqlens (packed input holds real tokens only; leave padding "
+            f"out of it), got a tensor of shape {tuple(attention_mask.shape)}"
+        )
+    checks = packed_layout_checks(cu_seqlens, hidden.shape[0], max_seqlen, hidden.device)
+    if response_mask is not None:
+        check_tensor("response_mask", response_mask, dtypes=MASK_DTYPES, shape=hidden.shape[:1], device=hidden.device)
+        checks.append(binary_mask_check("response_mask", response_mask))
+    check_values(*checks)

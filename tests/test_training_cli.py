@@ -108,3 +108,25 @@ def test_trained_folder_loads_with_the_auto_classes_and_has_a_model_card(pairs_f
     tokenizer = AutoTokenizer.from_pretrained(folder)
     assert tokenizer.chat_template  # what RLHF trainers render conversations with
     assert tokenizer.decode(loaded.config.response_header_ids) == "<|im_start|>assistant\n"
+
+
+@pytest.mark.parametrize("mode", [pytest.param(CACHED, id="cached"), pytest.param(FULL, id="full")])
+def test_packing_gives_the_padded_first_step_loss_and_logs_token_counts(pairs_file, tiny_backbone_path, tmp_path, mode):
+    packed = _train(pairs_file, tiny_backbone_path, tmp_path / "packed", *mode, "--packing", "--stop-after", "2")
+    padded = _train(pairs_file, tiny_backbone_path, tmp_path / "padded", *mode, "--no-packing", "--stop-after", "2")
+    assert packed["settings"]["packing"] and not padded["settings"]["packing"]
+    first_packed, first_padded = packed["history"]["steps"][0], padded["history"]["steps"][0]
+    assert first_packed["loss"] == pytest.approx(first_padded["loss"], abs=1e-4, rel=0)
+    for step_packed, step_padded in zip(packed["history"]["steps"], padded["history"]["steps"]):
+        assert step_packed["pairs"] == step_padded["pairs"] == 8
+        assert step_packed["tokens"] == step_padded["tokens"] > 0  # the same pairs: the same real tokens
+        assert step_packed["padded_tokens"] == step_padded["padded_tokens"] == step_padded["computed_tokens"]
+        assert step_packed["tokens"] <= step_packed["computed_tokens"] <= step_padded["computed_tokens"]
+
+
+def test_token_budget_batches_carry_at_most_the_budget(pairs_file, tiny_backbone_path, tmp_path):
+    log = _train(pairs_file, tiny_backbone_path, tmp_path / "run", *CACHED, "--batch-tokens", "700")
+    steps = log["history"]["steps"]
+    assert all(step["tokens"] <= 700 for step in steps) and max(step["pairs"] for step in steps) > 1
+    for epoch in (0, 1):  # every training pair once per epoch
+        assert sum(step["pairs"] for step in steps if step["epoch"] == epoch) == 32

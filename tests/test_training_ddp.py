@@ -1,5 +1,6 @@
 """DDP: two gloo processes on CPU reach the same parameters, and the same NormBT running distance μ, as one
-process with the same global batch (μ is all-reduced, so both ranks hold it); μ is the one the checkpoint keeps."""
+process with the same global batch (μ is all-reduced, so both ranks hold it); μ is the one the checkpoint keeps.
+Padded and packed batches (docs/packing.md) alike."""
 import os
 import socket
 
@@ -9,7 +10,7 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
 from adajudge.nn import build_head
-from adajudge.training.features import collate_features
+from adajudge.training.features import collate_features, collate_packed_features
 from adajudge.training.loop import FitConfig, fit, head_forward
 from adajudge.training.losses import build_loss
 
@@ -31,7 +32,7 @@ def _items(num=24):
     return items
 
 
-LOSSES = ("adajudge", "normbt")
+LOSSES = ("adajudge", "normbt", "adajudge-packed")  # the loss, and "-packed" for packed batches
 STEPS = 2 * 3  # 2 epochs of 20 pairs in global batches of 8 (8, 8, 4)
 
 
@@ -39,9 +40,10 @@ def _train(output_dir, loss_name) -> dict:
     """Parameters after `fit`, plus the loss's state under `loss.<name>` (NormBT's μ and its batch count)."""
     torch.manual_seed(0)
     head = build_head("adajudge", HIDDEN, num_blocks=1, scorer_hidden=8, router_hidden=8)
-    loss_fn = build_loss(loss_name)
+    loss_fn = build_loss(loss_name.removesuffix("-packed"))
     data = _items()
-    fit(head, loss_fn, data[:20], data[20:], collate=collate_features, forward=head_forward,
+    collate = collate_packed_features if loss_name.endswith("-packed") else collate_features
+    fit(head, loss_fn, data[:20], data[20:], collate=collate, forward=head_forward,
         config=CONFIG, output_dir=output_dir, progress=False)
     state = {name: param.detach().clone() for name, param in head.state_dict().items()}
     return {**state, **{f"loss.{name}": value.clone() for name, value in loss_fn.state_dict().items()}}
@@ -95,4 +97,5 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     mu = single["normbt"]["loss.running_distance"]
     assert mu > 0 and single["normbt"]["loss.num_batches_tracked"] == STEPS  # evaluation did not move it
     checkpoint = load_file(str(tmp_path / "ddp" / "normbt" / "checkpoints" / "step-0000006" / "loss.safetensors"))
-    assert torch.equal(checkpoint["running_distance"], ranks[0]["loss.running_distance"])
+    rank0 = load_file(str(tmp_path / "ddp" / "normbt-rank0.safetensors"))
+    assert torch.equal(checkpoint["running_distance"], rank0["loss.running_distance"])

@@ -6,6 +6,7 @@ import torch
 from transformers import AutoTokenizer
 
 from adajudge.data.collator import PreferenceCollator
+from adajudge.data.encoding import encode_pairs
 from adajudge.modeling import AdaJudgeForRewardModeling
 from adajudge.training.demo_data import make_demo_pairs
 from adajudge.training.features import (
@@ -222,3 +223,35 @@ def test_extraction_memory_stays_flat_as_the_pairs_grow():
     assert extra_features > 150 * 2**20  # 448 more pairs: ~190 MiB more states on disk
     # holding every pair's states until the end grew memory by at least the extra bytes; streaming stays flat
     assert large["growth"] - small["growth"] < 0.25 * extra_features, (small, large)
+
+
+def test_packed_extraction_stores_the_padded_extraction_s_states(tiny, tmp_path):
+    from adajudge.data.collator import PackedPreferenceCollator
+    from adajudge.training.features import collate_packed_features, shard_key
+    from adajudge.training.loop import head_forward
+
+    path, model, tokenizer = tiny
+    pairs = _pairs(6)
+    padded, packed = PreferenceCollator(tokenizer, max_length=96), PackedPreferenceCollator(tokenizer, max_length=96)
+    cache_features(model, padded, pairs, tmp_path / "padded", batch_size=3, progress=False)
+    cache_features(model, packed, pairs, tmp_path / "packed", batch_size=3, progress=False)
+    assert shard_key("f", shard_pairs=4, batch_size=3, dtype=torch.float32, collator=padded) != shard_key(
+        "f", shard_pairs=4, batch_size=3, dtype=torch.float32, collator=packed)
+    from_padded, from_packed = FeatureDataset(tmp_path / "padded"), FeatureDataset(tmp_path / "packed")
+    encoded, _ = encode_pairs(tokenizer, pairs, max_length=96)
+    assert from_packed.pair_tokens() == from_padded.pair_tokens() == [
+        len(e["chosen_input_ids"]) + len(e["rejected_input_ids"]) for e in encoded]
+    for i in range(6):
+        for key, value in from_padded[i].items():
+            torch.testing.assert_close(from_packed[i][key], value, rtol=1e-5, atol=1e-5, msg=f"pair {i} {key}")
+
+    # the head on a packed features batch gives the padded batch's rewards
+    items = [from_packed[i] for i in range(6)]
+    with torch.no_grad():
+        for param in model.head.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+        batch = collate_packed_features(items)
+        assert batch["hidden"].shape[0] == sum(from_packed.pair_tokens()) and batch["max_seqlen"] <= 96
+        torch.testing.assert_close(head_forward(model.head, batch).reward,
+                                   head_forward(model.head, collate_features(items)).reward, rtol=1e-5, atol=1e-6)
+    assert torch.equal(batch["margin"], collate_features(items)["margin"])

@@ -185,3 +185,37 @@ def test_adajudge_trainer_rejects_bad_arguments(tiny_backbone_path, tmp_path):
     with pytest.raises(ValueError, match="train_dataset"):
         AdaJudgeRewardTrainer(model=model, args=_args(tmp_path), train_dataset=Dataset.from_list([{"text": "a"}]),
                               processing_class=tokenizer)
+
+
+def test_packed_trainer_gives_the_padded_trainer_s_losses(tiny_backbone_path, tmp_path):
+    from adajudge.data.collator import PackedPreferenceCollator
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_backbone_path)
+    dataset = Dataset.from_list(_learnable_pairs(16))
+    logs = {}
+    for packing in (True, False):
+        torch.manual_seed(0)
+        model = AdaJudgeForRewardModeling.from_backbone(str(tiny_backbone_path), head="adajudge", num_blocks=1)
+        trainer = AdaJudgeRewardTrainer(model=model, args=_args(tmp_path / str(packing), per_device_train_batch_size=8,
+                                                                 num_train_epochs=1), packing=packing,
+                                        train_dataset=dataset, processing_class=tokenizer)
+        assert isinstance(trainer.data_collator, PackedPreferenceCollator) == packing
+        trainer.train()
+        logs[packing] = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logs[True]) == len(logs[False]) == 2
+    assert logs[True][0]["loss"] == pytest.approx(logs[False][0]["loss"], abs=1e-4, rel=0)
+    for packed, padded in zip(logs[True], logs[False]):
+        assert packed["tokens"] == padded["tokens"] and packed["padded_tokens"] == padded["padded_tokens"]
+        assert packed["computed_tokens"] <= padded["computed_tokens"] == padded["padded_tokens"]
+
+
+def test_packing_needs_an_adajudge_reward_model(tiny_backbone_path, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    from adajudge.modeling import replace_reward_head
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_backbone_path)
+    classifier = replace_reward_head(AutoModelForSequenceClassification.from_pretrained(tiny_backbone_path, num_labels=1))
+    with pytest.raises(ValueError, match="packing: packed batches run through AdaJudgeForRewardModeling only"):
+        AdaJudgeRewardTrainer(model=classifier, args=_args(tmp_path), packing=True,
+                              train_dataset=Dataset.from_list(_pairs(4)), processing_class=tokenizer)

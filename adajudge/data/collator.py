@@ -1,4 +1,5 @@
-"""Batch preference pairs into padded tensors in the TRL layout: chosen rows first, then rejected rows."""
+"""Batch preference pairs in the TRL layout (chosen sequences first, then rejected): padded into `[2N, T]`
+(`PreferenceCollator`) or packed into rows without padding (`PackedPreferenceCollator`, docs/packing.md)."""
 from __future__ import annotations
 
 import warnings
@@ -7,6 +8,8 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from adajudge.data.encoding import TruncationStats, encode_pair
+from adajudge.data.packing import encoding_tensors, pack_encodings
+from adajudge.validation import check_int
 
 ENCODED_KEYS = ("chosen_input_ids", "chosen_response_mask", "rejected_input_ids", "rejected_response_mask")
 
@@ -38,16 +41,7 @@ def pad_encodings(
         raise ValueError(f"pad_to_multiple_of: expected None or an int >= 1, got {pad_to_multiple_of!r}")
     if len(encodings) == 0:
         raise ValueError("encodings: expected at least one encoding, got an empty sequence")
-    rows = []
-    for index, encoding in enumerate(encodings):
-        ids = torch.as_tensor(encoding["input_ids"], dtype=torch.long)
-        mask = torch.as_tensor(encoding["response_mask"], dtype=torch.long)
-        if ids.dim() != 1 or ids.shape != mask.shape:
-            raise ValueError(
-                f"encodings[{index}]: expected 1-D input_ids and response_mask of equal length, got shapes "
-                f"{tuple(ids.shape)} and {tuple(mask.shape)}"
-            )
-        rows.append((ids, mask))
+    rows = encoding_tensors(encodings)
     length = max(ids.numel() for ids, _ in rows)
     if pad_to_multiple_of is not None:
         length = -(-length // pad_to_multiple_of) * pad_to_multiple_of
@@ -128,15 +122,20 @@ class PreferenceCollator:
             )
         return encoded
 
-    def __call__(self, examples: Sequence[Mapping]) -> dict[str, torch.Tensor]:
+    def _sequences(self, examples: Sequence[Mapping]) -> tuple[list[dict], list[dict]]:
+        """`(encoded pairs, sequences)`: the kept pairs, and their `{input_ids, response_mask}` sequences in the
+        TRL order (every chosen one, then every rejected one)."""
         if len(examples) == 0:
             raise ValueError("examples: expected at least one preference example, got none")
         encoded = self._encode(examples)
-        rows = [{"input_ids": e[f"{side}_input_ids"], "response_mask": e[f"{side}_response_mask"]}
-                for side in ("chosen", "rejected") for e in encoded]
-        batch = pad_encodings(
-            rows, self.tokenizer.pad_token_id, self.padding_side, pad_to_multiple_of=self.pad_to_multiple_of
-        )
+        sequences = [{"input_ids": e[f"{side}_input_ids"], "response_mask": e[f"{side}_response_mask"]}
+                     for side in ("chosen", "rejected") for e in encoded]
+        return encoded, sequences
+
+    @staticmethod
+    def _pair_columns(encoded: list[dict]) -> dict[str, torch.Tensor]:
+        """`margin` / `weight` `[N]` fp32 when the pairs carry them (all or none of a batch must)."""
+        columns = {}
         for key in ("margin", "weight"):
             present = [e.get(key) is not None for e in encoded]
             if any(present) and not all(present):
@@ -144,5 +143,57 @@ class PreferenceCollator:
                     f"examples: {key!r} is given for {sum(present)} of {len(present)} pairs; give it for all or none"
                 )
             if all(present):
-                batch[key] = torch.tensor([float(e[key]) for e in encoded], dtype=torch.float32)
-        return batch
+                columns[key] = torch.tensor([float(e[key]) for e in encoded], dtype=torch.float32)
+        return columns
+
+    def __call__(self, examples: Sequence[Mapping]) -> dict[str, torch.Tensor]:
+        encoded, sequences = self._sequences(examples)
+        batch = pad_encodings(
+            sequences, self.tokenizer.pad_token_id, self.padding_side, pad_to_multiple_of=self.pad_to_multiple_of
+        )
+        return {**batch, **self._pair_columns(encoded)}
+
+
+class PackedPreferenceCollator(PreferenceCollator):
+    """Collate preference examples into a packed batch: whole sequences side by side in rows of at most
+    `row_tokens` tokens, no padding but the rows' tails (`adajudge.data.packing`, docs/packing.md).
+
+    Examples and the truncation policy are `PreferenceCollator`'s (raw or already encoded pairs; a sequence
+    is at most `max_length` tokens, the prompt cut first, a pair whose response cannot fit dropped and
+    counted in `self.stats`). `AdaJudgeForRewardModeling` takes the batch as it is (`model(**batch)`) and
+    returns the rewards in the TRL order: the first N chosen, the next N rejected.
+
+    Args:
+        tokenizer: its `pad_token_id` fills the rows' tails; it tokenises raw examples.
+        max_length: longest sequence for raw examples.
+        row_tokens: the most tokens in a row, at least `max_length` (so every sequence fits); default None:
+            each batch's rows are as long as its longest sequence *(ours)*. A row's attention costs its length
+            squared (SDPA with a block-diagonal mask computes every block), so rows as long as the longest
+            sequence cost about what the real tokens cost, `total × longest`, no more than padding
+            (`sequences × longest²`), while rows of `max_length` can cost more than padding when the batch is
+            short; on the hh-rlhf harmless test split (16 pairs per batch, max_length 1024) they also leave
+            shorter tails: 6.5 % of the row tokens against 8.8 %. With flash-attention the rows do not matter.
+
+    Returns (from `__call__`):
+        `input_ids`, `position_ids` int64 `[R, L]`; `token_index`, `response_mask` int64 `[total]`;
+        `cu_seqlens` int32 `[2N+1]`; `max_seqlen` int; `margin`, `weight` fp32 `[N]` when the examples carry
+        them.
+    """
+
+    def __init__(self, tokenizer, max_length: int = 1024, row_tokens: int | None = None):
+        super().__init__(tokenizer, max_length=max_length)
+        if row_tokens is not None:
+            check_int("row_tokens", row_tokens, at_least=max_length)
+        self.row_tokens = row_tokens
+
+    def __call__(self, examples: Sequence[Mapping]) -> dict:
+        encoded, sequences = self._sequences(examples)
+        longest = max(len(sequence["input_ids"]) for sequence in sequences)
+        budget = self.row_tokens or self.max_length
+        if longest > budget:
+            raise ValueError(
+                f"examples: a sequence has {longest} tokens, more than {budget} (max_length / row_tokens); encoded "
+                "examples must respect the truncation policy (encode_pairs with the collator's max_length)"
+            )
+        batch = pack_encodings(sequences, self.tokenizer.pad_token_id, self.row_tokens or max(longest, 1))
+        return {**batch, **self._pair_columns(encoded)}

@@ -6,7 +6,8 @@ head. Its output looks like a `*ForSequenceClassification` reward model's (`logi
 `RewardTrainer` trains it unchanged, transformers' `text-classification` pipeline scores with it, and TRL's
 RLHF trainers take it (or its folder) as a reward; the output adds the head's router probabilities,
 per-view scores, router entropy and representation. Building an `AdaJudgeConfig` registers it with
-`AutoModelForSequenceClassification` (`adajudge.modeling.auto`).
+`AutoModelForSequenceClassification` (`adajudge.modeling.auto`). It also takes packed batches (whole
+sequences side by side in rows, no padding; `adajudge.modeling.packing`, docs/packing.md).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from transformers import AutoModel, PreTrainedModel
 from adajudge.modeling.card import model_card
 from adajudge.modeling.configuration import HEAD_KINDS, AdaJudgeConfig
 from adajudge.modeling.output import AdaJudgeRewardOutput
+from adajudge.modeling.packing import check_packing_support, packed_backbone_states
 from adajudge.modeling.spans import chat_response_mask, scored_span_mask
 from adajudge.nn import build_head
 
@@ -268,6 +270,32 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
             **kwargs,
         )
 
+    def check_packing_support(self) -> None:
+        """Check once per model that the backbone keeps packed sequences apart
+        (`adajudge.modeling.packing.check_packing_support`); the packed `forward` calls it on first use. Call it
+        before wrapping the model for FSDP, so that the check's forward does not run inside a sharded one.
+
+        Raises:
+            PackingUnsupportedError: the backbone does not.
+        """
+        if not getattr(self, "_packing_supported", False):
+            check_packing_support(self.backbone)
+            self._packing_supported = True
+
+    def packed_backbone_hidden_states(
+        self,
+        input_ids: torch.Tensor,
+        position_ids: torch.Tensor,
+        token_index: torch.Tensor,
+        cu_seqlens: torch.Tensor,
+        max_seqlen: int | None = None,
+        **kwargs,
+    ):
+        """The backbone's last hidden states of a packed batch (`adajudge.data.packing`): `(hidden [total, D] in
+        the packed order, backbone output)`; see `adajudge.modeling.packing.packed_backbone_states`."""
+        self.check_packing_support()
+        return packed_backbone_states(self.backbone, input_ids, position_ids, token_index, cu_seqlens, max_seqlen, **kwargs)
+
     def score_hidden_states(
         self,
         hidden_states: torch.Tensor,
@@ -296,9 +324,12 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
         use_cache: bool | None = None,
         margin: torch.Tensor | None = None,
         weight: torch.Tensor | None = None,
+        cu_seqlens: torch.Tensor | None = None,
+        max_seqlen: int | None = None,
+        token_index: torch.Tensor | None = None,
         **kwargs,
     ) -> AdaJudgeRewardOutput | tuple:
-        """Reward of each sequence.
+        """Reward of each sequence, from a padded batch or a packed one.
 
         Args:
             input_ids: `[B, T]` token ids (or `inputs_embeds [B, T, D]`).
@@ -314,12 +345,23 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
             use_cache, margin, weight: accepted and unused, because `trl.RewardTrainer` and
                 `PreferenceCollator` batches pass them (a reward model keeps no cache; losses read margin
                 and weight).
+            cu_seqlens, max_seqlen, token_index: a packed batch (`PackedPreferenceCollator`, docs/packing.md):
+                then `input_ids` and `position_ids` are `[R, L]` rows of whole sequences, `attention_mask` is
+                None, `response_mask` is `[total]` in the packed order (None: every token, when the config
+                names no other convention), and the output has one row per packed sequence, in that order
+                (the collator's: chosen first, then rejected). Each sequence gets the reward it has alone.
             **kwargs: passed to the backbone.
 
         Returns:
             `AdaJudgeRewardOutput` with `logits [B, 1]` fp32 (the reward), `view_scores`, `router_probs`,
             `router_entropy`, `representation` (see the class) and `hidden_states` when asked.
         """
+        if cu_seqlens is not None:
+            output = self._packed_forward(
+                input_ids, attention_mask, response_mask, position_ids, inputs_embeds, cu_seqlens, max_seqlen,
+                token_index, output_hidden_states=output_hidden_states, **kwargs,
+            )
+            return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
         outputs = self.backbone_hidden_states(
             input_ids,
             attention_mask,
@@ -340,3 +382,29 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if return_dict else output.to_tuple()
+
+    def _packed_forward(
+        self, input_ids, attention_mask, response_mask, position_ids, inputs_embeds, cu_seqlens, max_seqlen,
+        token_index, **kwargs,
+    ) -> AdaJudgeRewardOutput:
+        """`forward` on a packed batch (see its `cu_seqlens` argument)."""
+        if attention_mask is not None:
+            raise ValueError(
+                "attention_mask: expected None with cu_seqlens (a packed batch; transformers reads the sequence "
+                "boundaries from position_ids only when no 2-D mask is given), got a tensor"
+            )
+        if inputs_embeds is not None or input_ids is None or position_ids is None or token_index is None:
+            raise ValueError(
+                "input_ids, position_ids, token_index: a packed batch needs all three (as PackedPreferenceCollator "
+                "gives them) and no inputs_embeds"
+            )
+        if response_mask is None and (self.config.input_convention != "adajudge" or self.config.response_header_ids):
+            raise ValueError(
+                "response_mask: expected the packed response mask with cu_seqlens (this model finds the response "
+                "from padded input_ids otherwise), got None"
+            )
+        hidden, outputs = self.packed_backbone_hidden_states(
+            input_ids, position_ids, token_index, cu_seqlens, max_seqlen, **kwargs
+        )
+        head_output = self.head(hidden, None, response_mask, cu_seqlens=cu_seqlens, max_seqlen=max_seqlen)
+        return AdaJudgeRewardOutput.from_head(head_output, hidden_states=outputs.hidden_states)

@@ -6,10 +6,11 @@ from torch import nn
 from adajudge import ops
 from adajudge.nn.mlp import MLP
 from adajudge.nn.output import HeadOutput
+from adajudge.nn.packed import checked_head_inputs
 from adajudge.nn.pooling import MultiViewPooling
 from adajudge.nn.refinement import Refinement, default_num_heads
 from adajudge.ops.backend import BACKENDS
-from adajudge.validation import check_choice, check_float, check_head_inputs, check_int
+from adajudge.validation import check_choice, check_float, check_int
 from adajudge.views import SCORED_VIEWS
 
 
@@ -30,7 +31,9 @@ class AdaJudgeHead(nn.Module):
     output. The scorers and router run in the parameter dtype; the router mix, reward, probabilities,
     entropy and representation are fp32.
 
-    Host syncs per forward: one (the masks' value checks; see `adajudge.validation.check_values`).
+    Host syncs per forward: one (the masks' value checks; see `adajudge.validation.check_values`); packed
+    input adds the read of `max_seqlen` when it is not given and, off flash-attn, one read of the sequence
+    lengths to lay out the block-diagonal attention.
 
     Args:
         hidden_size: `D` of the backbone.
@@ -79,12 +82,25 @@ class AdaJudgeHead(nn.Module):
         self.router = MLP(4 * hidden_size, router_hidden, len(SCORED_VIEWS), zero_init_output=True)
 
     def forward(
-        self, hidden: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor | None = None
+        self,
+        hidden: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        response_mask: torch.Tensor | None = None,
+        *,
+        cu_seqlens: torch.Tensor | None = None,
+        max_seqlen: int | None = None,
     ) -> HeadOutput:
-        """Score `hidden [B, T, D]`; masks `[B, T]` (see `MultiViewPooling`) → `HeadOutput` with `V = 3`."""
-        check_head_inputs(hidden, attention_mask, response_mask, self.hidden_size)
-        refined = self.refinement(hidden, attention_mask)
-        views = self.pool.forward_unchecked(refined, attention_mask, response_mask)  # [B, 4, D], refined's dtype
+        """Score `hidden [B, T, D]` with masks `[B, T]` (see `MultiViewPooling`) → `HeadOutput` with `V = 3`.
+
+        Packed (docs/packing.md): `hidden [total, D]`, the `N` sequences one after another, with `cu_seqlens
+        [N+1]` (int32/int64) and optionally `max_seqlen`, `attention_mask=None` (every packed token is real),
+        `response_mask [total]` or None → `HeadOutput` over the `N` sequences, the same as the padded call
+        gives each of them. Nothing is padded again: the blocks attend within each sequence (flash-attn's
+        varlen kernel, or SDPA with a block-diagonal mask) and pooling takes the packed layout.
+        """
+        sequences = checked_head_inputs(hidden, attention_mask, response_mask, cu_seqlens, max_seqlen, self.hidden_size)
+        refined = self.refinement(hidden, attention_mask, sequences)
+        views = self.pool.forward_unchecked(refined, attention_mask, response_mask, sequences)  # [B, 4, D]
         dtype = self.pool.attn_weight.dtype
         scores = torch.cat([scorer(views[:, view].to(dtype)) for view, scorer in zip(SCORED_VIEWS, self.scorers)], dim=1)
         router_logits = self.router(views.flatten(1).to(dtype))  # [B, 3]

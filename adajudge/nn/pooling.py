@@ -1,9 +1,11 @@
 """Pooling for the heads: `MultiViewPooling` (the learnable module around `adajudge.ops.multiview_pool`,
-docs/design.md §3) and the two plain poolings that need no fused op, `last_token_states` and `masked_mean`."""
+docs/design.md §3) and the two plain poolings that need no fused op, last token and mean, for padded
+(`last_token_states`, `masked_mean`) and packed (`packed_last_states`, `packed_mean`) input."""
 import torch
 from torch import nn
 
 from adajudge import ops
+from adajudge.nn.packed import PackedSequences
 from adajudge.ops.backend import BACKENDS
 from adajudge.ops.multiview_pool import multiview_pool_validated
 from adajudge.validation import check_choice, check_int
@@ -33,6 +35,30 @@ def masked_mean(hidden: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """
     weights = tokens / tokens.sum(1, keepdim=True, dtype=torch.float32).clamp(min=1)  # [B, T] fp32
     return torch.bmm(weights.to(hidden.dtype)[:, None, :], hidden).squeeze(1)
+
+
+def packed_last_states(hidden: torch.Tensor, tokens: torch.Tensor | None, sequences: PackedSequences) -> torch.Tensor:
+    """`hidden[τ_n]` with `τ_n` the last token of sequence `n` where `tokens [total]` is True (every token when
+    None); zeros for a sequence with none. `[N, D]` in hidden's dtype; sync-free."""
+    positions = torch.arange(hidden.shape[0], device=hidden.device)
+    if tokens is not None:
+        positions = torch.where(tokens, positions, -1)
+    last = torch.full((sequences.num_sequences,), -1, dtype=positions.dtype, device=hidden.device)
+    last = last.scatter_reduce(0, sequences.token_sequence, positions, reduce="amax")  # [N], -1 where none
+    return hidden[last.clamp(min=0)] * (last >= 0)[:, None].to(hidden.dtype)
+
+
+def packed_mean(hidden: torch.Tensor, tokens: torch.Tensor | None, sequences: PackedSequences) -> torch.Tensor:
+    """Mean of packed `hidden [total, D]` over each sequence's tokens where `tokens [total]` is True (every
+    token when None); zeros for a sequence with none. `[N, D]` in hidden's dtype, summed in fp32 (fp64 for
+    fp64 input); sync-free."""
+    dtype = torch.promote_types(hidden.dtype, torch.float32)
+    weights = torch.ones(hidden.shape[0], dtype=dtype, device=hidden.device) if tokens is None else tokens.to(dtype)
+    counts = torch.zeros(sequences.num_sequences, dtype=dtype, device=hidden.device)
+    counts = counts.index_add(0, sequences.token_sequence, weights).clamp(min=1)  # [N]
+    weights = weights / counts[sequences.token_sequence]  # [total], 1/|tokens_n| on the tokens
+    sums = hidden.new_zeros(sequences.num_sequences, hidden.shape[-1], dtype=dtype)
+    return sums.index_add(0, sequences.token_sequence, hidden.to(dtype) * weights[:, None]).to(hidden.dtype)
 
 
 class MultiViewPooling(nn.Module):
@@ -90,10 +116,17 @@ class MultiViewPooling(nn.Module):
             backend=self.backend,
         )
 
-    def forward_unchecked(self, hidden, attention_mask, response_mask=None) -> torch.Tensor:
-        """`forward` on padded input its caller has already validated (a head checks its masks once)."""
+    def forward_unchecked(self, hidden, attention_mask, response_mask=None, sequences: PackedSequences | None = None):
+        """`forward` on input its caller has already validated (a head checks its masks once): padded, or
+        packed `hidden [total, D]` of `sequences` with `attention_mask=None` (every token real)."""
+        if sequences is None:
+            return multiview_pool_validated(
+                hidden, attention_mask, response_mask, self.attn_weight, self.attn_bias, None, None, self.backend
+            )
+        real = torch.ones(hidden.shape[0], dtype=torch.int64, device=hidden.device)
         return multiview_pool_validated(
-            hidden, attention_mask, response_mask, self.attn_weight, self.attn_bias, None, None, self.backend
+            hidden, real, response_mask, self.attn_weight, self.attn_bias, sequences.cu_seqlens,
+            sequences.given_max_seqlen, self.backend,
         )
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):

@@ -4,13 +4,18 @@ mixed by a depth gate.
 `H^(0) = hidden`, `H^(k) = Block_k(H^(k−1))`, `α = softmax(W_d c + b_d)` with `c` the mean of `H^(0)`
 over real tokens, and `H̃ = Σ_k α_k H^(k)`, computed as `H^(0) + Σ_k α_k (H^(k) − H^(0))` (equal since
 `Σ α = 1`) so that an untrained head, whose blocks are the identity, returns `hidden` bit for bit.
+
+Padded input is `[B, T, D]` with `attention_mask [B, T]`; packed input (docs/packing.md) is `[total, D]` with
+a `PackedSequences`, every token real. Everything but attention and the gate's mean is per token, so the
+two layouts give the same states for the same sequences.
 """
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adajudge.nn.attention import padded_attention
-from adajudge.nn.pooling import masked_mean
+from adajudge.nn.attention import packed_attention, padded_attention
+from adajudge.nn.packed import PackedSequences
+from adajudge.nn.pooling import masked_mean, packed_mean
 from adajudge.validation import check_int
 
 HEAD_DIM = 64
@@ -55,14 +60,22 @@ class RefinementBlock(nn.Module):
         nn.init.zeros_(self.out_proj.weight)
         nn.init.zeros_(self.down_proj.weight)
 
-    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """`x [B, T, D]`, `attention_mask [B, T]` → `[B, T, D]` in the parameters' dtype.
+    def forward(
+        self, x: torch.Tensor, attention_mask: torch.Tensor | None, sequences: PackedSequences | None = None
+    ) -> torch.Tensor:
+        """`x [B, T, D]` with `attention_mask [B, T]`, or packed `x [total, D]` with `sequences` (and
+        `attention_mask=None`) → the same shape, in the parameters' dtype.
 
-        Real tokens never read padded ones; padded positions come out finite but meaningless.
+        Tokens attend within their own sequence, and never to padded ones; padded positions come out finite
+        but meaningless.
         """
-        batch, length, hidden_size = x.shape
-        q, k, v = self.qkv_proj(self.attn_norm(x)).view(batch, length, 3, self.num_heads, -1).unbind(2)
-        x = x + self.out_proj(padded_attention(q, k, v, attention_mask).reshape(batch, length, hidden_size))
+        tokens = x.shape[:-1]
+        q, k, v = self.qkv_proj(self.attn_norm(x)).view(*tokens, 3, self.num_heads, -1).unbind(-3)
+        if sequences is None:
+            attended = padded_attention(q, k, v, attention_mask)
+        else:
+            attended = packed_attention(q, k, v, sequences)
+        x = x + self.out_proj(attended.reshape(x.shape))
         gate, up = self.gate_up_proj(self.mlp_norm(x)).chunk(2, dim=-1)
         return x + self.down_proj(F.silu(gate) * up)
 
@@ -89,24 +102,34 @@ class Refinement(nn.Module):
             nn.init.zeros_(self.depth_gate.weight)
             nn.init.zeros_(self.depth_gate.bias)
 
-    def depth_weights(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """`α [B, K]` fp32: softmax of the gate applied to `c`, the mean of `hidden` over real tokens."""
-        context = masked_mean(hidden, attention_mask.bool())  # [B, D] in hidden's dtype
+    def depth_weights(
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor | None, sequences: PackedSequences | None = None
+    ) -> torch.Tensor:
+        """`α [B, K]` (packed: `[N, K]`) fp32: softmax of the gate applied to `c`, the mean of `hidden` over
+        each sequence's real tokens."""
+        if sequences is None:
+            context = masked_mean(hidden, attention_mask.bool())  # [B, D] in hidden's dtype
+        else:
+            context = packed_mean(hidden, None, sequences)  # [N, D]
         return torch.softmax(self.depth_gate(context.to(self.depth_gate.weight.dtype)).float(), dim=-1)
 
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """`H̃ [B, T, D]` from `hidden [B, T, D]` and `attention_mask [B, T]`.
+    def forward(
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor | None, sequences: PackedSequences | None = None
+    ) -> torch.Tensor:
+        """`H̃ [B, T, D]` from `hidden [B, T, D]` and `attention_mask [B, T]`, or packed `H̃ [total, D]` from
+        `hidden [total, D]` and `sequences` (`attention_mask=None`).
 
         With no block, `hidden` itself, in its own dtype. With blocks, in the parameters' dtype: the blocks'
         matmuls need one dtype, so `hidden` is cast once, after the gate has read it in its own dtype.
         """
         if self.depth_gate is None:
             return hidden
-        alpha = self.depth_weights(hidden, attention_mask)  # [B, K] fp32
+        alpha = self.depth_weights(hidden, attention_mask, sequences)  # [B, K] or [N, K], fp32
         hidden = hidden.to(self.depth_gate.weight.dtype)
-        alpha = alpha.to(hidden.dtype)
+        # per token: [B, 1, K] padded, [total, K] packed
+        alpha = (alpha[:, None] if sequences is None else alpha[sequences.token_sequence]).to(hidden.dtype)
         mixed, state = hidden, hidden
         for k, block in enumerate(self.blocks):
-            state = block(state, attention_mask)
-            mixed = mixed + alpha[:, k, None, None] * (state - hidden)
+            state = block(state, attention_mask, sequences)
+            mixed = mixed + alpha[..., k, None] * (state - hidden)
         return mixed

@@ -7,10 +7,10 @@ from adajudge.ops.backend import resolve_backend, triton_missing
 from adajudge.validation import (
     FLOAT_DTYPES,
     MASK_DTYPES,
-    check_int,
     check_tensor,
     check_values,
     mask_checks,
+    packed_layout_checks,
 )
 
 try:
@@ -33,27 +33,8 @@ def _validate(hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_
         token_shape = hidden.shape[:2]
     else:
         check_tensor("hidden", hidden, ndim=2)
-        check_tensor("cu_seqlens", cu_seqlens, ndim=1, dtypes=(torch.int32, torch.int64), device=device)
-        if cu_seqlens.numel() < 2:
-            raise ValueError(f"cu_seqlens: expected [N+1] boundaries with N >= 1, got shape {tuple(cu_seqlens.shape)}")
         token_shape = hidden.shape[:1]
-
-        def lengths():
-            return cu_seqlens[1:] - cu_seqlens[:-1]
-
-        checks.append((
-            "cu_seqlens",
-            lambda: (cu_seqlens[0] != 0) | (cu_seqlens[-1] != hidden.shape[0]) | (lengths() < 0).any(),
-            lambda: f"expected non-decreasing boundaries from 0 to total_T={hidden.shape[0]}, got "
-                    f"{cu_seqlens[:8].tolist()}{'...' if cu_seqlens.numel() > 8 else ''}",
-        ))
-        if max_seqlen is not None:
-            check_int("max_seqlen", max_seqlen, at_least=0)
-            checks.append((
-                "max_seqlen",
-                lambda: (lengths() > max_seqlen).any(),
-                lambda: f"expected at least the longest packed row ({int(lengths().max())}), got {max_seqlen}",
-            ))
+        checks += packed_layout_checks(cu_seqlens, hidden.shape[0], max_seqlen, device)
     check_tensor("attention_mask", attention_mask, shape=token_shape, dtypes=MASK_DTYPES, device=device)
     if response_mask is not None:
         check_tensor("response_mask", response_mask, shape=token_shape, dtypes=MASK_DTYPES, device=device)

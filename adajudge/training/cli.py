@@ -6,9 +6,10 @@
     torchrun --nproc-per-node 2 -m adajudge train ...     # DDP (accelerate sets up the process group)
     torchrun --nproc-per-node 8 -m adajudge train --fsdp ...   # FSDP2: the model sharded over the processes
 
-Writes to `--output-dir`: `checkpoints/` (exact resume), `log.json` (settings, per-step loss, per-epoch
-held-out accuracy), `curves.png` (loss and accuracy) and `model/` (an `AdaJudgeForRewardModeling` and its
-tokenizer, for `from_pretrained`; with `--cache-features` its backbone is the frozen one the features came from).
+Writes to `--output-dir`: `checkpoints/` (exact resume), `log.json` (settings, per-step loss and token counts,
+per-epoch held-out accuracy), `curves.png` (loss and accuracy) and `model/` (an `AdaJudgeForRewardModeling` and
+its tokenizer, for `from_pretrained`; with `--cache-features` its backbone is the frozen one the features came
+from). Batches are packed by default (`--no-packing` pads them; docs/packing.md).
 """
 import argparse
 import json
@@ -34,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--cache-features", action=argparse.BooleanOptionalAction, default=None,
         help="freeze the backbone, compute its hidden states once, train only the head on them")
     add("--features-dir", help="where cached features live (default OUTPUT_DIR/features)")
+    add("--packing", action=argparse.BooleanOptionalAction, default=None,
+        help="pack whole sequences into rows instead of padding them (default on; docs/packing.md); also for "
+             "--cache-features, its extraction and the head's batches")
     add("--fsdp", action=argparse.BooleanOptionalAction, default=None,
         help="shard the model over the processes with FSDP2 (accelerate's FSDP plugin) instead of DDP")
     add("--feature-batch-size", type=int, help="pairs per backbone call while caching (default 8)")
@@ -42,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--lr", type=float,
         help=f"peak learning rate (default {DEFAULT_LR['cached']} with --cache-features, else {DEFAULT_LR['full']})")
     add("--batch-size", type=int, help=f"pairs per optimizer step, over all processes (default {DEFAULTS['batch_size']})")
+    add("--batch-tokens", type=int,
+        help="tokens per optimizer step instead of --batch-size pairs (pairs added while they fit; best with packing)")
     add("--eval-batch-size", type=int, help=f"pairs per held-out batch (default {DEFAULTS['eval_batch_size']})")
     add("--weight-decay", type=float, help="AdamW weight decay (default 0)")
     add("--warmup-ratio", type=float, help="share of steps with linear warm-up, then linear decay (default 0.1)")
@@ -130,11 +136,11 @@ def run(args) -> int:
     from torch.utils.data import Subset
     from transformers import AutoTokenizer
 
-    from adajudge.data.collator import PreferenceCollator
+    from adajudge.data.collator import PackedPreferenceCollator, PreferenceCollator
     from adajudge.data.encoding import encode_pairs
     from adajudge.modeling import AdaJudgeForRewardModeling
     from adajudge.modeling.spans import chat_response_header
-    from adajudge.training.features import collate_features
+    from adajudge.training.features import collate_features, collate_packed_features
     from adajudge.training.loop import FitConfig, fit, head_forward, make_accelerator, model_forward
     from adajudge.training.losses import build_loss
     from adajudge.training.plot import plot_histories
@@ -147,7 +153,7 @@ def run(args) -> int:
     output_dir = Path(settings["output_dir"])
     config = FitConfig(**{key: settings[key] for key in (
         "epochs", "lr", "batch_size", "eval_batch_size", "weight_decay", "warmup_ratio", "max_grad_norm", "seed",
-        "save_every", "stop_after")})
+        "save_every", "stop_after", "batch_tokens")})
     with make_accelerator().main_process_first():  # a first use writes the backbone folder: once, not per process
         path = backbone_dir(settings["backbone"])
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -156,7 +162,8 @@ def run(args) -> int:
     except ValueError as error:
         response_header = None
         print(f"adajudge train: {error}; the saved model takes every token as response when given no response mask")
-    collator = PreferenceCollator(tokenizer, max_length=settings["max_length"])
+    packing = settings["packing"]
+    collator = (PackedPreferenceCollator if packing else PreferenceCollator)(tokenizer, max_length=settings["max_length"])
     pairs = load_pairs(settings["data"], settings["max_pairs"])
     eval_pairs = load_pairs(settings["eval_data"]) if settings["eval_data"] else None
     torch.manual_seed(config.seed)
@@ -173,7 +180,7 @@ def run(args) -> int:
         else:
             eval_set = cached_features(model, collator, eval_pairs, features_dir / "eval", name=str(path), settings=settings)
         module = model.head
-        collate, forward = collate_features, head_forward
+        collate, forward = (collate_packed_features if packing else collate_features), head_forward
     else:
         encoded, stats = encode_pairs(tokenizer, pairs, max_length=settings["max_length"])
         if eval_pairs is None:
@@ -186,6 +193,8 @@ def run(args) -> int:
             print(f"adajudge train: truncation dropped {stats.dropped} of {stats.pairs} pairs "
                   f"(max_length {settings['max_length']})")
         model = module = AdaJudgeForRewardModeling.from_backbone(str(path), head=settings["head"], **settings["head_options"])
+        if packing:
+            model.check_packing_support()  # before the model is wrapped (FSDP) and trained
         collate, forward = collator, model_forward
     loss_fn = build_loss(settings["loss"], **settings["loss_options"])
 

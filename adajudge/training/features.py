@@ -16,7 +16,8 @@ On-disk layout (a folder):
   fingerprint and every setting that shapes the shard's bytes) and its truncation counts.
 
 Only real tokens are stored (the rows of the attention mask), so the padding side used while computing
-them does not matter.
+them does not matter. With a `PackedPreferenceCollator` the backbone runs on packed batches (docs/packing.md):
+no padding computed, the same states up to rounding.
 
 Scaling *(ours)*: each shard is computed and written (to a temporary name, then renamed) before the next
 starts, so extraction holds one shard's states in memory whatever the number of pairs; a run started again
@@ -36,7 +37,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
+from adajudge.data.collator import PackedPreferenceCollator
 from adajudge.data.encoding import encode_pairs
+from adajudge.data.packing import is_packed
 
 FORMAT_VERSION = 2
 
@@ -51,10 +54,12 @@ def features_fingerprint(backbone_name: str, pairs: list[dict], max_length: int)
 
 
 def shard_key(fingerprint: str, *, shard_pairs: int, batch_size: int, dtype: torch.dtype, collator) -> str:
-    """What a shard's bytes depend on beyond the fingerprint: its size, the batching (padding changes the float
-    sums), the stored dtype, the collator's padding side; the format version. A shard is reused only when its
-    stored key equals this one."""
+    """What a shard's bytes depend on beyond the fingerprint: its size, the batching (padding or packing changes
+    the float sums), the stored dtype, the collator's padding side or rows; the format version. A shard is
+    reused only when its stored key equals this one."""
     settings = [fingerprint, FORMAT_VERSION, shard_pairs, batch_size, str(dtype), collator.padding_side]
+    if isinstance(collator, PackedPreferenceCollator):
+        settings.append(["packed", collator.row_tokens])
     return hashlib.sha256(json.dumps(settings).encode()).hexdigest()
 
 
@@ -83,6 +88,24 @@ def _stored_key(path: Path) -> str | None:
         return None
 
 
+def _batch_sequences(model, batch: dict, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """`(hidden [n, D], response_mask [n])` of each sequence of a collated batch (chosen ones, then rejected
+    ones): its real tokens' last hidden states, from a padded or a packed batch."""
+    if is_packed(batch):
+        hidden, _ = model.packed_backbone_hidden_states(
+            *(batch[key].to(device) for key in ("input_ids", "position_ids", "token_index", "cu_seqlens")),
+            batch["max_seqlen"],
+        )
+        bounds = batch["cu_seqlens"].tolist()
+        hidden, response = hidden.cpu(), batch["response_mask"]
+        return [(hidden[start:end], response[start:end]) for start, end in zip(bounds[:-1], bounds[1:])]
+    hidden = model.backbone_hidden_states(
+        batch["input_ids"].to(device), batch["attention_mask"].to(device)
+    ).last_hidden_state.cpu()
+    real = batch["attention_mask"].bool()
+    return [(hidden[row][real[row]], batch["response_mask"][row][real[row]]) for row in range(hidden.shape[0])]
+
+
 def _shard_tensors(model, collator, pairs, *, batch_size, dtype, device, has_margin, has_weight):
     """`(tensors, stats)` of one shard: the backbone states of the kept pairs (longest first in batches of
     `batch_size`, stored in pair order) and the truncation counts."""
@@ -96,19 +119,10 @@ def _shard_tensors(model, collator, pairs, *, batch_size, dtype, device, has_mar
     order = sorted(range(len(encoded)), key=size, reverse=True)
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
-        batch = collator([encoded[i] for i in index])
-        hidden = model.backbone_hidden_states(
-            batch["input_ids"].to(device), batch["attention_mask"].to(device)
-        ).last_hidden_state.to(dtype).cpu()
-        real = batch["attention_mask"].bool()
+        sequences = _batch_sequences(model, collator([encoded[i] for i in index]), device)
         for row, i in enumerate(index):
-            chosen, rejected = row, row + len(index)
-            per_pair[i] = (
-                hidden[chosen][real[chosen]],
-                batch["response_mask"][chosen][real[chosen]].to(torch.uint8),
-                hidden[rejected][real[rejected]],
-                batch["response_mask"][rejected][real[rejected]].to(torch.uint8),
-            )
+            (chosen_h, chosen_m), (rejected_h, rejected_m) = sequences[row], sequences[row + len(index)]
+            per_pair[i] = (chosen_h.to(dtype), chosen_m.to(torch.uint8), rejected_h.to(dtype), rejected_m.to(torch.uint8))
     sequences = [(h, m) for chosen_h, chosen_m, rejected_h, rejected_m in per_pair
                  for h, m in ((chosen_h, chosen_m), (rejected_h, rejected_m))]
     tensors = {
@@ -144,14 +158,18 @@ def cache_features(
     Args:
         model: an `AdaJudgeForRewardModeling` whose backbone is frozen; its
             `backbone_hidden_states(input_ids, attention_mask).last_hidden_state [2b, T, D]` (the states its own
-            forward feeds the head, positions counted over real tokens) is what gets stored. Run in eval mode.
-        collator: `adajudge.data.collator.PreferenceCollator` (its tokenizer, `max_length` and truncation
-            policy are the ones live training uses, so cached and live inputs agree token for token).
+            forward feeds the head, positions counted over real tokens) is what gets stored, or with a packed
+            collator `packed_backbone_hidden_states(...)` (the same states, no padding computed). Run in eval
+            mode.
+        collator: `adajudge.data.collator.PreferenceCollator` or `PackedPreferenceCollator` (its tokenizer,
+            `max_length` and truncation policy are the ones live training uses, so cached and live inputs agree
+            token for token).
         pairs: `{prompt, chosen, rejected[, margin, weight]}` dicts. Pairs whose response cannot fit in
             `collator.max_length` are dropped by `encode_pairs` (with a warning); `meta.json` counts them.
         out_dir: folder to write (created). Shards already there with this run's key are kept; others of
             the same names are replaced.
-        batch_size: pairs per backbone call. Within a shard, pairs are processed longest first to limit padding.
+        batch_size: pairs per backbone call. Within a shard, pairs are processed longest first (to limit padding
+            when the collator pads).
         shard_pairs: pairs per safetensors shard (before truncation drops); memory holds one shard's states.
         dtype: stored dtype (default: the backbone's parameter dtype).
         fingerprint: stored in `meta.json` and in each shard's key, compared by `load_or_none`.
@@ -274,6 +292,10 @@ class FeatureDataset(Dataset):
     def __len__(self) -> int:
         return len(self._index)
 
+    def pair_tokens(self) -> list[int]:
+        """Tokens of each item (chosen + rejected), read from the offsets (no states loaded)."""
+        return [self._offsets[shard_id][2 * j + 2] - self._offsets[shard_id][2 * j] for shard_id, j in self._index]
+
     def __getstate__(self) -> dict:  # picklable for worker processes: the open file is reopened there
         return {**self.__dict__, "_open_id": None, "_open": None}
 
@@ -297,16 +319,27 @@ class FeatureDataset(Dataset):
         return item
 
 
+def _stacked_sequences(items: list[dict]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """`(hidden states, response masks)` of cached pairs' sequences in the TRL order: chosen ones, then rejected."""
+    if not items:
+        raise ValueError("items: expected at least one cached pair, got none")
+    rows = [item["chosen_hidden"] for item in items] + [item["rejected_hidden"] for item in items]
+    masks = [item["chosen_response_mask"] for item in items] + [item["rejected_response_mask"] for item in items]
+    return rows, masks
+
+
+def _pair_columns(items: list[dict]) -> dict[str, torch.Tensor]:
+    """`margin [N]` / `weight [N]` (fp32) when the items carry them."""
+    return {key: torch.stack([item[key] for item in items]).float() for key in ("margin", "weight") if key in items[0]}
+
+
 def collate_features(items: list[dict]) -> dict:
     """Pad cached pairs into a stacked batch, chosen rows first then rejected (TRL layout), right padding.
 
     Returns `hidden [2N, T, D]` (stored dtype), `attention_mask [2N, T]` and `response_mask [2N, T]` (int64),
     plus `margin [N]` / `weight [N]` (fp32) when the items carry them.
     """
-    if not items:
-        raise ValueError("items: expected at least one cached pair, got none")
-    rows = [item["chosen_hidden"] for item in items] + [item["rejected_hidden"] for item in items]
-    masks = [item["chosen_response_mask"] for item in items] + [item["rejected_response_mask"] for item in items]
+    rows, masks = _stacked_sequences(items)
     length = max(row.shape[0] for row in rows)
     hidden = rows[0].new_zeros(len(rows), length, rows[0].shape[-1])
     attention_mask = torch.zeros(len(rows), length, dtype=torch.int64)
@@ -315,8 +348,22 @@ def collate_features(items: list[dict]) -> dict:
         hidden[r, : row.shape[0]] = row
         attention_mask[r, : row.shape[0]] = 1
         response_mask[r, : row.shape[0]] = mask.to(torch.int64)
-    batch = {"hidden": hidden, "attention_mask": attention_mask, "response_mask": response_mask}
-    for key in ("margin", "weight"):
-        if key in items[0]:
-            batch[key] = torch.stack([item[key] for item in items]).float()
-    return batch
+    return {"hidden": hidden, "attention_mask": attention_mask, "response_mask": response_mask, **_pair_columns(items)}
+
+
+def collate_packed_features(items: list[dict]) -> dict:
+    """Pack cached pairs into one batch without padding (docs/packing.md): the `2N` sequences one after
+    another, chosen ones first then rejected (TRL layout), for a head's packed forward (`head_forward`).
+
+    Returns `hidden [total, D]` (stored dtype), `response_mask [total]` (int64), `cu_seqlens [2N+1]` (int32),
+    `max_seqlen` (int), plus `margin [N]` / `weight [N]` (fp32) when the items carry them.
+    """
+    rows, masks = _stacked_sequences(items)
+    lengths = [row.shape[0] for row in rows]
+    return {
+        "hidden": torch.cat(rows),
+        "response_mask": torch.cat(masks).to(torch.int64),
+        "cu_seqlens": torch.tensor([0, *lengths]).cumsum(0).to(torch.int32),
+        "max_seqlen": max(lengths),
+        **_pair_columns(items),
+    }

@@ -4,7 +4,13 @@
 a head on cached features (`head_forward`) or a whole `AdaJudgeForRewardModeling` (`model_forward`).
 
 - Data order: epoch `e` visits the pairs in `randperm(n)` of a generator seeded with `seed + e`, cut into
-  global batches of `batch_size` pairs. A resumed run recomputes the order and skips the steps already done.
+  global batches of `batch_size` pairs, or, with `batch_tokens`, of at most that many tokens
+  (`adajudge.data.sampler.token_budget_batches`). A resumed run recomputes the order and skips the steps
+  already done.
+- Batches are padded (`PreferenceCollator`, `collate_features`) or packed (`PackedPreferenceCollator`,
+  `collate_packed_features`; docs/packing.md): `model_forward` / `head_forward` take either, and every step's
+  history entry counts its real tokens, the tokens a padded batch of the same pairs would hold and the
+  tokens the model ran (`adajudge.data.packing.token_counts`, summed over processes).
 - Distributed (torchrun / `accelerate launch`; accelerate sets up the process group, DDP averages gradients,
   or FSDP2 shards the module and reduce-scatters them when requested, see `sharding.py`): `batch_size` is the
   global batch; process `r` of `W` takes pairs `r, r+W, ...` of each batch and scales its loss by
@@ -22,6 +28,8 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from adajudge.data.packing import is_packed, token_counts
+from adajudge.data.sampler import token_budget_batches, visiting_order
 from adajudge.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from adajudge.training.sharding import is_fsdp, shard_cpu_processes
 
@@ -30,9 +38,10 @@ from adajudge.training.sharding import is_fsdp, shard_cpu_processes
 class FitConfig:
     """Optimisation settings of one run (all JSON-able; stored in checkpoints and the JSON log).
 
-    `batch_size`: global pairs per optimizer step. `save_every`: steps between extra checkpoints (0: epoch
-    ends only). `stop_after`: stop (with a checkpoint) after this many optimizer steps in all; the schedule
-    still spans every epoch, so a later `resume` continues it unchanged.
+    `batch_size`: global pairs per optimizer step. `batch_tokens`: instead, global tokens per optimizer step
+    (pairs are added in the visiting order while they fit; `batch_size` then unused for training). `save_every`:
+    steps between extra checkpoints (0: epoch ends only). `stop_after`: stop (with a checkpoint) after this many
+    optimizer steps in all; the schedule still spans every epoch, so a later `resume` continues it unchanged.
     """
 
     epochs: int = 3
@@ -45,6 +54,7 @@ class FitConfig:
     seed: int = 0
     save_every: int = 0
     stop_after: int | None = None
+    batch_tokens: int | None = None
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -56,6 +66,8 @@ class FitConfig:
             raise ValueError(f"warmup_ratio: expected a float in [0, 1), got {self.warmup_ratio!r}")
         if self.stop_after is not None and self.stop_after < 1:
             raise ValueError(f"stop_after: expected a positive int or None, got {self.stop_after!r}")
+        if self.batch_tokens is not None and (not isinstance(self.batch_tokens, int) or self.batch_tokens < 1):
+            raise ValueError(f"batch_tokens: expected a positive int or None, got {self.batch_tokens!r}")
 
 
 def make_accelerator() -> Accelerator:
@@ -68,23 +80,54 @@ def make_accelerator() -> Accelerator:
 
 
 def head_forward(head, batch: dict):
-    """Run a head on a cached-features batch (`collate_features`) -> `HeadOutput` over `[2N]` rows."""
+    """Run a head on a cached-features batch (`collate_features`, or packed: `collate_packed_features`) ->
+    `HeadOutput` over `[2N]` sequences."""
     dtype = next(head.parameters()).dtype
+    if is_packed(batch):
+        return head(batch["hidden"].to(dtype), None, batch["response_mask"], cu_seqlens=batch["cu_seqlens"],
+                    max_seqlen=batch["max_seqlen"])
     return head(batch["hidden"].to(dtype), batch["attention_mask"], batch["response_mask"])
 
 
+def model_inputs(batch: dict) -> dict:
+    """The entries of a `PreferenceCollator` or `PackedPreferenceCollator` batch that a reward model's forward
+    takes (the rest, `margin` and `weight`, go to the loss)."""
+    if is_packed(batch):
+        keys = ("input_ids", "position_ids", "token_index", "cu_seqlens", "max_seqlen", "response_mask")
+    else:
+        keys = ("input_ids", "attention_mask", "response_mask")
+    return {key: batch[key] for key in keys}
+
+
 def model_forward(model, batch: dict):
-    """Run `AdaJudgeForRewardModeling` on a `PreferenceCollator` batch -> `HeadOutput` over `[2N]` rows."""
-    outputs = model(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], response_mask=batch["response_mask"]
-    )
-    return outputs.head_output()
+    """Run `AdaJudgeForRewardModeling` on a padded or packed batch -> `HeadOutput` over `[2N]` sequences."""
+    return model(**model_inputs(batch)).head_output()
 
 
 def epoch_batches(num_pairs: int, batch_size: int, seed: int, epoch: int, world_size: int) -> list[list[int]]:
     """The global batches (pair indices) of one epoch: a seeded permutation cut into `batch_size` chunks."""
-    order = torch.randperm(num_pairs, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+    order = visiting_order(num_pairs, seed, epoch)
     batches = [order[i : i + batch_size] for i in range(0, num_pairs, batch_size)]
+    return [batch for batch in batches if len(batch) >= world_size]
+
+
+def pair_tokens(dataset) -> list[int]:
+    """Tokens of each pair of a training set (chosen + rejected): encoded pairs (`chosen_input_ids`, ...),
+    a `FeatureDataset` or a `torch.utils.data.Subset` of one."""
+    if isinstance(dataset, torch.utils.data.Subset):
+        counts = pair_tokens(dataset.dataset)
+        return [counts[i] for i in dataset.indices]
+    if hasattr(dataset, "pair_tokens"):
+        return dataset.pair_tokens()
+    return [len(item["chosen_input_ids"]) + len(item["rejected_input_ids"]) for item in dataset]
+
+
+def _epoch_batches(config: FitConfig, train_set, epoch: int, world_size: int, counts: list[int] | None) -> list[list[int]]:
+    """The global batches of `epoch`: `batch_size` pairs each, or at most `batch_tokens` tokens (`counts`, from
+    `pair_tokens`); batches with fewer pairs than processes are dropped."""
+    if config.batch_tokens is None:
+        return epoch_batches(len(train_set), config.batch_size, config.seed, epoch, world_size)
+    batches = token_budget_batches(counts, config.batch_tokens, seed=config.seed, epoch=epoch)
     return [batch for batch in batches if len(batch) >= world_size]
 
 
@@ -140,6 +183,7 @@ class _Run:
     config: FitConfig
     checkpoints: Path
     total_steps: int
+    pair_tokens: list[int] | None = None
     model: torch.nn.Module | None = None
     epoch: int = 0
     step_in_epoch: int = 0
@@ -159,8 +203,8 @@ def _start_run(module, loss_fn, train_set, config: FitConfig, output_dir) -> _Ru
         raise ValueError(f"batch_size: expected at least one pair per process ({world}), got {config.batch_size}")
     if len(train_set) < world:
         raise ValueError(f"train_set: expected at least {world} pairs, got {len(train_set)}")
-    steps_per_epoch = len(epoch_batches(len(train_set), config.batch_size, config.seed, 0, world))
-    total_steps = steps_per_epoch * config.epochs
+    counts = pair_tokens(train_set) if config.batch_tokens is not None else None
+    total_steps = sum(len(_epoch_batches(config, train_set, epoch, world, counts)) for epoch in range(config.epochs))
     module.to(accelerator.device)
     loss_fn.to(accelerator.device)
     params = [p for p in module.parameters() if p.requires_grad]
@@ -169,7 +213,7 @@ def _start_run(module, loss_fn, train_set, config: FitConfig, output_dir) -> _Ru
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     checkpoints = Path(output_dir) / "checkpoints"
-    return _Run(accelerator, module, loss_fn, params, optimizer, scheduler, config, checkpoints, total_steps)
+    return _Run(accelerator, module, loss_fn, params, optimizer, scheduler, config, checkpoints, total_steps, counts)
 
 
 def _prepare(run: _Run) -> None:
@@ -201,7 +245,8 @@ def _resume(run: _Run) -> None:
         scheduler=run.scheduler,
         rank=run.accelerator.process_index,
     )
-    saved = {k: v for k, v in state["config"].items() if k != "stop_after"}
+    defaults = {field.name: field.default for field in dataclasses.fields(FitConfig)}  # fields added since it was saved
+    saved = {k: v for k, v in {**defaults, **state["config"]}.items() if k != "stop_after"}
     wanted = {k: v for k, v in dataclasses.asdict(run.config).items() if k != "stop_after"}
     if saved != wanted or state["world_size"] != world:
         raise ValueError(
@@ -241,13 +286,16 @@ def _train_step(run: _Run, pairs: list[int], train_set, *, collate, forward) -> 
     """One optimizer step on the global batch `pairs` (this process takes `pairs[rank::world]`).
 
     Scales the local loss so that the averaged gradient is the global batch's, clips, steps optimizer and
-    scheduler, advances the position and appends `{"step", "epoch", "loss", "lr"}` to the history.
+    scheduler, advances the position and appends `{"step", "epoch", "loss", "lr", "pairs", "tokens",
+    "padded_tokens", "computed_tokens"}` to the history (token counts of the global batch: `token_counts`).
     Returns the global batch's mean loss (the same on every process).
     """
     accelerator = run.accelerator
     rank, world = accelerator.process_index, accelerator.num_processes
     local = pairs[rank::world]
-    batch = _to(collate([train_set[i] for i in local]), accelerator.device)
+    batch = collate([train_set[i] for i in local])
+    counts = token_counts(batch)
+    batch = _to(batch, accelerator.device)
     chosen, rejected = forward(run.model, batch).split_pairs()
     loss = run.loss_fn.pair_loss(chosen, rejected, margin=batch.get("margin"), weights=batch.get("weight"))
     accelerator.backward(loss * (world * len(local) / len(pairs)))
@@ -258,10 +306,14 @@ def _train_step(run: _Run, pairs: list[int], train_set, *, collate, forward) -> 
     run.optimizer.zero_grad(set_to_none=True)
     run.step_in_epoch += 1
     run.global_step += 1
-    mean_loss = accelerator.reduce(loss.detach() * len(local), reduction="sum").item() / len(pairs)
-    run.history["steps"].append(
-        {"step": run.global_step, "epoch": run.epoch, "loss": mean_loss, "lr": run.scheduler.get_last_lr()[0]}
-    )
+    local_sums = torch.tensor([len(local), *counts.values()], dtype=torch.float64, device=accelerator.device)
+    sums = accelerator.reduce(torch.cat([(loss.detach() * len(local)).double()[None], local_sums]), reduction="sum")
+    mean_loss, *totals = sums.tolist()
+    mean_loss /= len(pairs)
+    run.history["steps"].append({
+        "step": run.global_step, "epoch": run.epoch, "loss": mean_loss, "lr": run.scheduler.get_last_lr()[0],
+        **dict(zip(("pairs", *counts), map(int, totals))),
+    })
     return mean_loss
 
 
@@ -314,7 +366,8 @@ def fit(
         module: the trainable `nn.Module` (its frozen parameters stay frozen).
         loss_fn: a loss from `adajudge.training.losses.build_loss`.
         train_set / eval_set: indexable datasets of pairs (eval may be None or empty).
-        collate: list of items -> batch dict (`PreferenceCollator` or `collate_features`).
+        collate: list of items -> batch dict (`PreferenceCollator`, `PackedPreferenceCollator`,
+            `collate_features` or `collate_packed_features`).
         forward: `head_forward` or `model_forward` (or any `(module, batch) -> HeadOutput [2N]`).
         config: `FitConfig`.
         output_dir: checkpoints go to `output_dir/checkpoints`.
@@ -323,7 +376,8 @@ def fit(
         on_epoch_end: optional `callback(history)` on the main process after each epoch's evaluation.
 
     Returns:
-        `{"steps": [{"step", "epoch", "loss", "lr"}], "epochs": [{"epoch", "accuracy", "margin", "seconds"}],
+        `{"steps": [{"step", "epoch", "loss", "lr", "pairs", "tokens", "padded_tokens", "computed_tokens"}],
+        "epochs": [{"epoch", "accuracy", "margin", "seconds"}],
         "finished": bool}` (`finished` False when `stop_after` cut the run short).
     """
     run = _start_run(module, loss_fn, train_set, config, output_dir)
@@ -335,7 +389,7 @@ def fit(
     bar = tqdm(total=run.total_steps, initial=run.global_step, desc=description, disable=not show)
     while run.epoch < config.epochs:
         started = time.perf_counter()
-        batches = epoch_batches(len(train_set), config.batch_size, config.seed, run.epoch, world)
+        batches = _epoch_batches(config, train_set, run.epoch, world, run.pair_tokens)
         run.model.train()
         run.loss_fn.train()
         while run.step_in_epoch < len(batches):

@@ -9,7 +9,9 @@ adds what the plain trainer cannot pass:
   are tokenised by the collator with the tokenizer's chat template, so prompt tokens are known);
 - the loss: "adajudge" (Focal-BT + router entropy floor, on the head's full output), "normbt"
   (representation-normalised BT), "focal" or "bt" (see `adajudge.training.losses`), or any such module;
-- per-pair `margin` and `weight` columns.
+- per-pair `margin` and `weight` columns;
+- padding-free batches (`packing=True`): `PackedPreferenceCollator` packs whole sequences into rows, and the
+  model runs them without padding (docs/packing.md); the logs then count real and padded-equivalent tokens.
 
 NormBT's running mean distance is saved with each checkpoint (`loss.safetensors`) and restored on resume;
 the loss follows the model's mode, so evaluation (eval mode) never moves it. Reward centering comes either
@@ -24,8 +26,11 @@ from safetensors.torch import load_file, save_file
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import RewardTrainer
 
-from adajudge.data.collator import ENCODED_KEYS, PreferenceCollator
+from adajudge.data.collator import ENCODED_KEYS, PackedPreferenceCollator, PreferenceCollator
+from adajudge.data.packing import token_counts
+from adajudge.modeling import AdaJudgeForRewardModeling
 from adajudge.nn import PairLoss
+from adajudge.training.loop import model_inputs
 from adajudge.training.losses import build_loss
 from adajudge.training.sharding import shard_cpu_processes
 
@@ -55,7 +60,11 @@ class AdaJudgeRewardTrainer(RewardTrainer):
         args: `trl.RewardConfig`; `max_length` (default 1024) is the collator's token budget per sequence.
         loss: "adajudge", "normbt", "focal", "bt", or an `adajudge.nn.PairLoss` module.
         loss_options: keyword options for `build_loss` when `loss` is a name.
-        data_collator: default `PreferenceCollator(processing_class, max_length=args.max_length)`.
+        data_collator: default `PreferenceCollator(processing_class, max_length=args.max_length)`, or with
+            `packing=True` `PackedPreferenceCollator(processing_class, max_length=args.max_length)`.
+        packing: train on packed batches (default False, TRL's padded batches). Needs an
+            `AdaJudgeForRewardModeling` whose backbone keeps packed sequences apart (checked here, once:
+            `AdaJudgeForRewardModeling.check_packing_support`).
         train_dataset / eval_dataset: `datasets.Dataset` with `prompt`, `chosen`, `rejected` (str or chat
             messages) and optional `margin`, `weight` columns, or already encoded columns
             (`chosen_input_ids`, `chosen_response_mask`, ...).
@@ -70,6 +79,7 @@ class AdaJudgeRewardTrainer(RewardTrainer):
         *,
         loss="adajudge",
         loss_options=None,
+        packing: bool = False,
         data_collator=None,
         train_dataset=None,
         eval_dataset=None,
@@ -85,11 +95,21 @@ class AdaJudgeRewardTrainer(RewardTrainer):
         else:
             raise TypeError(f"loss: expected a loss name or an adajudge.nn.PairLoss, got {type(loss).__name__}")
         _check_single_centering(args, self.loss_fn)
+        if not isinstance(packing, bool):
+            raise TypeError(f"packing: expected a bool, got {type(packing).__name__}")
+        if packing:
+            if not isinstance(model, AdaJudgeForRewardModeling):
+                raise ValueError(
+                    f"packing: packed batches run through AdaJudgeForRewardModeling only, got a {type(model).__name__}; "
+                    "pass packing=False"
+                )
+            model.check_packing_support()  # before accelerate wraps the model
         if data_collator is None:
             if processing_class is None:
-                raise ValueError("processing_class: expected the tokenizer (PreferenceCollator needs it), got None")
+                raise ValueError("processing_class: expected the tokenizer (the collator needs it), got None")
             max_length = getattr(args, "max_length", None) or 1024
-            data_collator = PreferenceCollator(processing_class, max_length=max_length)
+            collator_class = PackedPreferenceCollator if packing else PreferenceCollator
+            data_collator = collator_class(processing_class, max_length=max_length)
         super().__init__(
             model,
             args,
@@ -121,9 +141,7 @@ class AdaJudgeRewardTrainer(RewardTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if self.model.training else "eval"
         self.loss_fn.train(self.model.training)  # evaluation must not move NormBT's running distance
-        outputs = model(
-            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], response_mask=inputs["response_mask"]
-        )
+        outputs = model(**model_inputs(inputs))
         head_output = outputs.head_output()
         self.loss_fn.to(head_output.reward.device)
         chosen, rejected = head_output.split_pairs()
@@ -140,6 +158,10 @@ class AdaJudgeRewardTrainer(RewardTrainer):
             self._metrics[mode]["margin"].append(margin.mean().item())
             entropy = self.accelerator.gather_for_metrics(head_output.router_entropy.mean())
             self._metrics[mode]["router_entropy"].append(entropy.mean().item())
+            counts = token_counts(inputs)  # this process's batch; summed over processes below
+            local = torch.tensor(list(counts.values()), dtype=torch.float64, device=head_output.reward.device)
+            for name, total in zip(counts, self.accelerator.reduce(local, "sum").tolist()):
+                self._metrics[mode][name].append(total)
         return (loss, outputs) if return_outputs else loss
 
     def _save_checkpoint(self, model, trial):
