@@ -12,6 +12,7 @@ SUBCOMMANDS = {
     "train": ("adajudge.training.cli", "train a reward model on preference pairs"),
     "eval": ("adajudge.eval.cli", "score a reward model on RewardBench, RM-Bench or JudgeBench"),
     "judge": ("adajudge.rrm.cli", "best-of-N with a generative pairwise judge (RRM)"),
+    "smollm2-path": ("adajudge.backbones.smollm2", "print the SmolLM2-135M-Instruct folder (converted once from its GGUF)"),
 }
 
 
