@@ -54,7 +54,7 @@ def reward_fn_from_model(model: torch.nn.Module, tokenizer, *, batch_size: int =
 
     Example:
         >>> reward_fn = reward_fn_from_model(model, tokenizer, batch_size=16)
-        >>> score_rm_bench(load_rm_bench("rm-bench-chat.json"), reward_fn)["overall"]
+        >>> score_rm_bench(load_rm_bench("rm-bench-chat.json"), reward_fn)["avg"]
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module (a reward model), got {type(model).__name__}")
