@@ -22,6 +22,8 @@ from pathlib import Path
 HUMAN = "\n\nHuman:"
 ASSISTANT = "\n\nAssistant:"
 HH_RLHF_FILE = "hh-rlhf-harmless-base-test.jsonl.gz"
+# Files of public datasets by name -> the dataset's Hugging Face Hub id, for model cards' `datasets`.
+HUB_DATASETS = {HH_RLHF_FILE: "Anthropic/hh-rlhf"}
 _TURN = re.compile(r"\n\n(Human|Assistant):")
 
 
@@ -174,6 +176,11 @@ def load_preferences(source, *, hh_as_messages: bool = True, limit: int | None =
             break
         out.append(normalize_example(row, index=index, hh_as_messages=hh_as_messages))
     return out
+
+
+def hub_dataset_id(path: str | os.PathLike) -> str | None:
+    """The Hub id of the public dataset a file of that name holds (`HUB_DATASETS`), or None."""
+    return HUB_DATASETS.get(Path(path).name)
 
 
 def load_hh_rlhf(path: str | os.PathLike | None = None, *, as_messages: bool = True, limit: int | None = None):
