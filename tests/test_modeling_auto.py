@@ -131,7 +131,7 @@ def test_model_card_says_what_the_model_is_and_how_to_load_it(tiny_backbone_path
     card = (tmp_path / "trained" / "README.md").read_text()
     assert "| loss | `normbt` (gamma=1.0) |" in card
     assert "| data | `pairs.jsonl`; 1 training pair, 1 epoch |" in card
-    assert "| held-out accuracy | 0.700 on 10 held-out pairs |" in card
+    assert "| held-out accuracy | 0.700 (7 of 10 held-out pairs) |" in card
     assert AdaJudgeForRewardModeling.from_pretrained(tmp_path / "trained").config.training_summary["loss"] == "normbt"
 
 

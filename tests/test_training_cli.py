@@ -99,7 +99,7 @@ def test_trained_folder_loads_with_the_auto_classes_and_has_a_model_card(pairs_f
     accuracy = log["history"]["epochs"][-1]["accuracy"]
     assert "| loss | `normbt` (defaults) |" in card
     assert f"| data | `{pairs_file.name}`; 32 training pairs, 2 epochs |" in card
-    assert f"| held-out accuracy | {accuracy:.3f} on 8 held-out pairs |" in card
+    assert f"| held-out accuracy | {accuracy:.3f} ({round(accuracy * 8)} of 8 held-out pairs) |" in card
     assert '| head | `attn` (bias=false)' in card and "| adapters | none; backbone frozen |" in card
     loaded = AutoModelForSequenceClassification.from_pretrained(folder)
     assert type(loaded) is AdaJudgeForRewardModeling

@@ -24,8 +24,10 @@ HOW_TO_LOAD = f"""\
 ## How to load
 
 This folder needs the `adajudge` Python package: importing it registers the model with transformers'
-Auto classes (no `trust_remote_code`, no code in this folder). {INSTALL}. Without adajudge,
-transformers stops at config.json: "model type `adajudge` ... does not recognize this architecture".
+Auto classes (no `trust_remote_code`, no code in this folder).
+{INSTALL}.
+Without adajudge, transformers stops at config.json: "model type `adajudge` ... does not recognize this
+architecture".
 
 ```python
 import adajudge  # registers AdaJudgeForRewardModeling with AutoModelForSequenceClassification
@@ -94,7 +96,10 @@ def _training_rows(summary: dict) -> list[tuple[str, str]]:
     accuracy = summary.get("heldout_accuracy")
     if accuracy is not None:
         pairs = summary.get("heldout_pairs")
-        accuracy = f"{accuracy:.3f}" + ("" if pairs is None else f" on {count(pairs, 'held-out pair')}")
+        if pairs is None:
+            accuracy = f"{accuracy:.3f}"
+        else:
+            accuracy = f"{accuracy:.3f} ({round(accuracy * pairs)} of {count(pairs, 'held-out pair')})"
     elif summary.get("heldout_pairs") == 0:
         accuracy = "none: no pairs were held out"
     return [
