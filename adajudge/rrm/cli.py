@@ -229,6 +229,15 @@ def no_verdict_warning(summary: dict, max_new_tokens: int) -> str | None:
             f"{summary['questions']} winners (marked 'coin flip' above)")
 
 
+def judge_name(model: str) -> str:
+    """The judge model as people name it: a served model's name, or a folder's Hub name when it records one
+    (`adajudge.backbones.provenance`), else the folder's own name."""
+    from adajudge.backbones.provenance import backbone_source
+
+    name = backbone_source(model).name if Path(model).is_dir() else None
+    return name.rsplit("/", 1)[-1] if name else Path(model).name if Path(model).is_dir() else model
+
+
 def print_report(console, report: dict, items: list[dict], title: str) -> None:
     """The tables a person reads: one row per question (a winner a coin flip decided is marked), then the
     summary, then the no-verdict warning."""
@@ -316,7 +325,7 @@ def run(args: argparse.Namespace) -> int:
         args.out.write_text(text)
 
     console = Console(stderr=True)
-    print_report(console, report, items, f"best-of-N, {args.method}, judge {Path(about['model']).name}")
+    print_report(console, report, items, f"best-of-N, {args.method}, judge {judge_name(about['model'])}")
     if args.out is not None:
         console.print(f"wrote {args.out}")
     return 0
