@@ -13,7 +13,8 @@ Checks that read tensor *values* (mask entries, `cu_seqlens` order, response ⊆
 on the host, which on a GPU waits for every queued kernel; `check_values` folds all of one call's value
 checks into a single reduction and a single device-to-host copy, and names the failing check only when
 one failed. Value checks are skipped while `torch.compile` traces, during CUDA graph capture, and when
-`ADAJUDGE_CHECK_VALUES=0`.
+`ADAJUDGE_CHECK_VALUES=0`; each is written as a function that computes its flag, so a skipped check
+launches nothing.
 """
 import math
 import numbers
@@ -130,14 +131,15 @@ def value_checks_enabled() -> bool:
 def check_values(*checks) -> None:
     """Run value checks with one device-to-host copy; raise for the first that failed.
 
-    Each check is `(name, failed, message)`: `failed` a 0-dim bool tensor, True when the check fails, and
-    `message()` says what was expected and what came (called only for a failing check, so it may read more
-    values). `None` entries are ignored. Skipped when `value_checks_enabled()` is False.
+    Each check is `(name, failed, message)`: `failed()` computes a 0-dim bool tensor, True when the check
+    fails, and `message()` says what was expected and what came (called only for a failing check, so it may
+    read more values). `None` entries are ignored. Skipped when `value_checks_enabled()` is False: then no
+    `failed()` is called, and no reduction runs.
     """
     checks = [check for check in checks if check is not None]
     if not checks or not value_checks_enabled():
         return
-    failed = torch.stack([flag for _, flag, _ in checks]).tolist()  # the one sync
+    failed = torch.stack([flag() for _, flag, _ in checks]).tolist()  # the one sync
     for (name, _, message), bad in zip(checks, failed):
         if bad:
             raise ValueError(f"{name}: {message()}")
@@ -149,7 +151,7 @@ def binary_mask_check(name: str, mask: torch.Tensor):
         return None
     return (
         name,
-        ((mask != 0) & (mask != 1)).any(),
+        lambda: ((mask != 0) & (mask != 1)).any(),
         lambda: f"expected only 0 and 1 entries, got values {mask.unique()[:8].tolist()}",
     )
 
@@ -163,7 +165,7 @@ def mask_checks(attention_mask: torch.Tensor, response_mask: torch.Tensor | None
         binary_mask_check("response_mask", response_mask),
         (
             "response_mask",
-            (response_mask.bool() & ~attention_mask.bool()).any(),
+            lambda: (response_mask.bool() & ~attention_mask.bool()).any(),
             lambda: "expected a subset of attention_mask, got response tokens where attention_mask is 0",
         ),
     ]

@@ -109,9 +109,16 @@ def _row_span(bos, eos, i_b, max_len, stride_hb, stride_ht, IS_VARLEN: tl.conste
 
 
 @triton.jit
+def _split_end(start, chunk_len, length, i_s, num_splits):
+    """End of split `i_s` of a row of `length` tokens: `start + chunk_len`, but the last split runs to the row's
+    end, so a plan made from a `max_seqlen` below the row's length costs balance, never tokens."""
+    return tl.where(i_s == num_splits - 1, length, tl.minimum(start + chunk_len, length))
+
+
+@triton.jit
 def _token_dots(hidden, token_offsets, mask_t, vector, stride_v, D, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
     """`<h_t, v>` for a block of tokens (`token_offsets` [BLOCK_T, 1] into `hidden`), D swept in BLOCK_D
-    chunks. [BLOCK_T] fp32."""
+    chunks; tokens outside `mask_t` are not read (0). [BLOCK_T] fp32."""
     dots = tl.zeros([BLOCK_T], dtype=tl.float32)
     for d0 in range(0, D, BLOCK_D):
         offs_d = d0 + tl.arange(0, BLOCK_D)
@@ -139,7 +146,7 @@ def multiview_pool_fwd_kernel(
                                         tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
                                         i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
     start = i_s * chunk_len
-    end = tl.minimum(start + chunk_len, length)
+    end = _split_end(start, chunk_len, length, i_s, num_splits)
     split = i_b.to(tl.int64) * num_splits + i_s
     acc = partial_acc + split * ACCUMULATORS * D  # [ACCUMULATORS, D] fp32, zero-initialised
     bias = tl.load(attn_bias).to(tl.float32) if HAS_BIAS else 0.0
@@ -156,7 +163,7 @@ def multiview_pool_fwd_kernel(
         is_response = kind == RESPONSE_TOKEN
         is_prompt = kind == PROMPT_TOKEN
         token_offsets = hidden0 + offs_t.to(tl.int64)[:, None] * stride_ht  # [BLOCK_T, 1]
-        a = _token_dots(hidden, token_offsets, mask_t, attn_weight, stride_w, D, BLOCK_T, BLOCK_D) + bias  # sweep 1
+        a = _token_dots(hidden, token_offsets, is_response, attn_weight, stride_w, D, BLOCK_T, BLOCK_D) + bias  # sweep 1
         tl.store(scores + token0 + offs_t, a, mask=mask_t)
 
         a_response = tl.where(is_response, a, float("-inf"))
@@ -167,20 +174,20 @@ def multiview_pool_fwd_kernel(
         l_sum = l_sum * alpha + tl.sum(p, axis=0)
         m = m_new
         if ACCUMULATE:
-            mean_w = is_response.to(tl.float32)
-            prompt_w = is_prompt.to(tl.float32)
             for d0 in range(0, D, BLOCK_D):  # sweep 2: the tile again, from L1/L2
                 offs_d = d0 + tl.arange(0, BLOCK_D)
                 mask_d = offs_d < D
                 # [BLOCK_T, BLOCK_D]
-                h = tl.load(hidden + token_offsets + offs_d[None, :], mask=mask_t[:, None] & mask_d[None, :],
+                h = tl.load(hidden + token_offsets + offs_d[None, :], mask=(kind != PADDING_TOKEN)[:, None] & mask_d[None, :],
                             other=0.0).to(tl.float32)
+                h_response = tl.where(is_response[:, None], h, 0.0)  # selected, never multiplied by 0: NaN stays out
+                h_prompt = tl.where(is_prompt[:, None], h, 0.0)
                 acc_mean = tl.load(acc + ACC_MEAN * D + offs_d, mask=mask_d)
                 acc_attn = tl.load(acc + ACC_ATTN * D + offs_d, mask=mask_d)
                 acc_prompt = tl.load(acc + ACC_PROMPT * D + offs_d, mask=mask_d)
-                tl.store(acc + ACC_MEAN * D + offs_d, acc_mean + tl.sum(h * mean_w[:, None], axis=0), mask=mask_d)
-                tl.store(acc + ACC_ATTN * D + offs_d, acc_attn * alpha + tl.sum(h * p[:, None], axis=0), mask=mask_d)
-                tl.store(acc + ACC_PROMPT * D + offs_d, acc_prompt + tl.sum(h * prompt_w[:, None], axis=0), mask=mask_d)
+                tl.store(acc + ACC_MEAN * D + offs_d, acc_mean + tl.sum(h_response, axis=0), mask=mask_d)
+                tl.store(acc + ACC_ATTN * D + offs_d, acc_attn * alpha + tl.sum(h_response * p[:, None], axis=0), mask=mask_d)
+                tl.store(acc + ACC_PROMPT * D + offs_d, acc_prompt + tl.sum(h_prompt, axis=0), mask=mask_d)
             # The next block reloads these rows, and another thread of this program may have stored them:
             # order the stores before those loads explicitly.
             tl.debug_barrier()
@@ -220,7 +227,7 @@ def multiview_pool_accumulate_kernel(
                                         tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
                                         i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
     start = i_s * chunk_len
-    end = tl.minimum(start + chunk_len, length)
+    end = _split_end(start, chunk_len, length, i_s, num_splits)
     m_row = _row_score_max(partial_stats, i_b, num_stat_splits, BLOCK_S)
     m_ref = tl.where(m_row == float("-inf"), 0.0, m_row)
     offs_d = i_d * BLOCK_D + tl.arange(0, BLOCK_D)
@@ -238,10 +245,12 @@ def multiview_pool_accumulate_kernel(
         p = tl.where(is_response, tl.exp(a - m_ref), 0.0)
         token_offsets = hidden0 + offs_t.to(tl.int64)[:, None] * stride_ht
         # [BLOCK_T, BLOCK_D]
-        h = tl.load(hidden + token_offsets + offs_d[None, :], mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
-        acc_mean += tl.sum(h * is_response.to(tl.float32)[:, None], axis=0)
-        acc_attn += tl.sum(h * p[:, None], axis=0)
-        acc_prompt += tl.sum(h * (kind == PROMPT_TOKEN).to(tl.float32)[:, None], axis=0)
+        h = tl.load(hidden + token_offsets + offs_d[None, :], mask=(kind != PADDING_TOKEN)[:, None] & mask_d[None, :],
+                    other=0.0).to(tl.float32)
+        h_response = tl.where(is_response[:, None], h, 0.0)  # selected, never multiplied by 0: NaN stays out
+        acc_mean += tl.sum(h_response, axis=0)
+        acc_attn += tl.sum(h_response * p[:, None], axis=0)
+        acc_prompt += tl.sum(tl.where((kind == PROMPT_TOKEN)[:, None], h, 0.0), axis=0)
 
     acc = partial_acc + (i_b.to(tl.int64) * num_splits + i_s) * ACCUMULATORS * D
     tl.store(acc + ACC_MEAN * D + offs_d, acc_mean, mask=mask_d)
@@ -338,7 +347,7 @@ def multiview_pool_bwd_kernel(
                                             tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
                                             i_b, max_len, stride_hb, stride_ht, IS_VARLEN)
         start = i_s * chunk_len
-        end = tl.minimum(start + chunk_len, length)
+        end = _split_end(start, chunk_len, length, i_s, num_splits)
         grad = grad_views + i_b.to(tl.int64) * stride_gb
         z_dot = 0.0  # <z_A, dz_A>
         for d0 in range(0, D, BLOCK_D):
@@ -358,7 +367,7 @@ def multiview_pool_bwd_kernel(
             is_response = kind == RESPONSE_TOKEN
             token_offsets = hidden0 + offs_t.to(tl.int64)[:, None] * stride_ht
             # sweep 1
-            q = _token_dots(hidden, token_offsets, mask_t, grad + VIEW_ATTN * stride_gv, stride_gd, D, BLOCK_T, BLOCK_D)
+            q = _token_dots(hidden, token_offsets, is_response, grad + VIEW_ATTN * stride_gv, stride_gd, D, BLOCK_T, BLOCK_D)
             a = tl.load(scores + token0 + offs_t, mask=mask_t, other=0.0)
             beta = tl.where(is_response, tl.exp(a - row_lse), 0.0)
             g = beta * (q - z_dot)  # [BLOCK_T]
@@ -371,7 +380,9 @@ def multiview_pool_bwd_kernel(
                 offs_d = d0 + tl.arange(0, BLOCK_D)
                 mask_d = offs_d < D
                 mask = mask_t[:, None] & mask_d[None, :]
-                h = tl.load(hidden + token_offsets + offs_d[None, :], mask=mask, other=0.0).to(tl.float32)  # [BLOCK_T, BLOCK_D]
+                # [BLOCK_T, BLOCK_D]: only response tokens (g = 0 elsewhere), so no other token's value reaches dw_a
+                h = tl.load(hidden + token_offsets + offs_d[None, :], mask=is_response[:, None] & mask_d[None, :],
+                            other=0.0).to(tl.float32)
                 dz_l = tl.load(grad + VIEW_LAST * stride_gv + offs_d * stride_gd, mask=mask_d, other=0.0).to(tl.float32)
                 dz_m = tl.load(grad + VIEW_MEAN * stride_gv + offs_d * stride_gd, mask=mask_d, other=0.0).to(tl.float32)
                 dz_a = tl.load(grad + VIEW_ATTN * stride_gv + offs_d * stride_gd, mask=mask_d, other=0.0).to(tl.float32)

@@ -1,7 +1,7 @@
 """Bradley-Terry family loss (docs/design.md §6) in Triton: kernels, launcher, autograd Function, entry point.
 
 With `Δ = (c − r − m)/τ`, `p = σ(Δ)`, `F = exp(−γ·softplus(Δ)) = σ(−Δ)^γ`, `ℓ₀ = softplus(−Δ)`:
-    ℓ = w·f·F·ℓ₀ + κ(c + r)²,   f = μ/(‖h_c − h_r‖₂ + ε) (NormBT, stop-gradient) or 1
+    ℓ = w·f·F·ℓ₀ + κ(c + r)²,   f = min(μ/(‖h_c − h_r‖₂ + ε), NORMBT_MAX_FACTOR) (NormBT, stop-gradient) or 1
     ∂ℓ/∂Δ = −w·f·F·(γ·p·ℓ₀ + (1 − p))      (the focal factor is differentiated)
 The forward kernel writes ℓ, d_delta = ∂ℓ/∂Δ / τ, d_center = 2κ(c + r) and unweighted = f·F·ℓ₀; the backward
 only scales them by the upstream gradient (four elementwise products on [N] vectors, shared with the fused
@@ -19,6 +19,7 @@ import triton.language as tl
 from torch.library import triton_op
 
 from adajudge.fused.preference_loss import preference_loss_bwd
+from adajudge.reference.preference_loss import NORMBT_MAX_FACTOR
 
 from .launch import SMALL_WARPS, launch, on_device, target_programs
 
@@ -32,9 +33,22 @@ NORM_TENSOR = tl.constexpr(2)  # μ is the one element of `norm_scale`
 NORM_BATCH_MEAN = tl.constexpr(3)  # μ is the batch's mean distance, from the distance kernel's partials
 
 
+MAX_FACTOR = tl.constexpr(NORMBT_MAX_FACTOR)
+
+
+@triton.jit
+def _log1p(x):
+    """log(1 + x) for x ≥ 0, accurate to a few ulp where 1 + x rounds away most of x (Goldberg's
+    correction: the rounding of u = 1 + x is divided back out); x itself where u rounds to 1. Written from
+    `tl.log` because libdevice's log1p does not run under the interpreter."""
+    u = 1.0 + x
+    return tl.where(u == 1.0, x, tl.log(u) * (x / tl.where(u == 1.0, 1.0, u - 1.0)))
+
+
 @triton.jit
 def _softplus(x):
-    return tl.maximum(x, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(x)))
+    """log(1 + eˣ) in fp32 without overflow, and without losing e⁻³⁰ = 9.4e-14 to 1 + e⁻³⁰ = 1."""
+    return tl.maximum(x, 0.0) + _log1p(tl.exp(-tl.abs(x)))
 
 
 @triton.jit
@@ -102,7 +116,7 @@ def preference_loss_fwd_kernel(
             else:
                 mu = norm_value
             dist = _pair_distances(chosen_repr, rejected_repr, offs_n, mask_n, D, stride_cr, stride_rr, BLOCK_D)
-        factor = mu / (dist + eps)
+        factor = tl.minimum(mu / (dist + eps), MAX_FACTOR)
         base *= factor
         grad *= factor
     grad *= inv_temperature

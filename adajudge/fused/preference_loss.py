@@ -2,7 +2,8 @@
 autograd Function, entry point.
 
 With `Δ = (c − r − m)/τ`, `p = σ(Δ)`, `F = σ(−Δ)^γ = exp(−γ·softplus(Δ))`, `ℓ₀ = softplus(−Δ)`:
-    ℓ = w·f·F·ℓ₀ + κ(c + r)²           f = sg(μ/(‖h_c − h_r‖ + ε)) (NormBT) or 1, κ = center_coef
+    ℓ = w·f·F·ℓ₀ + κ(c + r)²           f = sg(min(μ/(‖h_c − h_r‖ + ε), NORMBT_MAX_FACTOR)) (NormBT) or 1,
+                                       κ = center_coef
     dℓ/dΔ (focal term) = −F·(γ·p·ℓ₀ + (1 − p))          (γ = 0 gives the BT gradient −σ(−Δ))
     dℓ/dc = w·f·dℓ/dΔ/τ + 2κ(c + r),   dℓ/dr = −w·f·dℓ/dΔ/τ + 2κ(c + r)
     dℓ/dm = −w·f·dℓ/dΔ/τ,              dℓ/dw = f·F·ℓ₀
@@ -11,6 +12,8 @@ The forward returns the per-pair loss and saves these local gradients; the backw
 """
 import torch
 import torch.nn.functional as F
+
+from adajudge.reference.preference_loss import NORMBT_MAX_FACTOR
 
 
 def preference_loss_fwd(chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, temperature, gamma,
@@ -36,7 +39,7 @@ def preference_loss_fwd(chosen, rejected, margin, weights, chosen_repr, rejected
             mu = distance.mean()
         else:  # a float, or a one-element tensor read on its device (no host sync)
             mu = norm_scale.to(compute_dtype).reshape(()) if isinstance(norm_scale, torch.Tensor) else norm_scale
-        factor = mu / (distance + eps)
+        factor = (mu / (distance + eps)).clamp(max=NORMBT_MAX_FACTOR)
         base, d_delta = factor * base, factor * d_delta
     d_delta = d_delta / temperature
     unweighted = base

@@ -37,10 +37,13 @@ def _validate(hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_
         if cu_seqlens.numel() < 2:
             raise ValueError(f"cu_seqlens: expected [N+1] boundaries with N >= 1, got shape {tuple(cu_seqlens.shape)}")
         token_shape = hidden.shape[:1]
-        lengths = cu_seqlens[1:] - cu_seqlens[:-1]
+
+        def lengths():
+            return cu_seqlens[1:] - cu_seqlens[:-1]
+
         checks.append((
             "cu_seqlens",
-            (cu_seqlens[0] != 0) | (cu_seqlens[-1] != hidden.shape[0]) | (lengths < 0).any(),
+            lambda: (cu_seqlens[0] != 0) | (cu_seqlens[-1] != hidden.shape[0]) | (lengths() < 0).any(),
             lambda: f"expected non-decreasing boundaries from 0 to total_T={hidden.shape[0]}, got "
                     f"{cu_seqlens[:8].tolist()}{'...' if cu_seqlens.numel() > 8 else ''}",
         ))
@@ -48,8 +51,8 @@ def _validate(hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_
             check_int("max_seqlen", max_seqlen, at_least=0)
             checks.append((
                 "max_seqlen",
-                (lengths > max_seqlen).any(),
-                lambda: f"expected at least the longest packed row ({int(lengths.max())}), got {max_seqlen}",
+                lambda: (lengths() > max_seqlen).any(),
+                lambda: f"expected at least the longest packed row ({int(lengths().max())}), got {max_seqlen}",
             ))
     check_tensor("attention_mask", attention_mask, shape=token_shape, dtypes=MASK_DTYPES, device=device)
     if response_mask is not None:
@@ -90,8 +93,10 @@ def multiview_pool(
             `None`.
         cu_seqlens: `[N+1]` int32/int64 boundaries of the packed form (`N` rows, a row may be empty), or `None`.
         max_seqlen: the longest packed row, as flash-attn's varlen functions take it. Given, nothing reads
-            tensor values on the host and the op traces under `torch.compile(fullgraph=True)`; omitted, it
-            is read from `cu_seqlens` once (one device sync), in the forward only.
+            tensor values on the host and the op traces under `torch.compile(fullgraph=True)`; omitted, the
+            Triton path reads it from `cu_seqlens` once (one device sync; the others need none). A smaller
+            value is refused by the value checks; where they are skipped, it still gives the same views (it
+            only sets how rows are split across programs: the last split of a row runs to the row's end).
         backend: `"auto"` (Triton on CUDA, fused PyTorch elsewhere), `"triton"`, `"torch"`, `"reference"`.
             fp64 input runs the fused PyTorch path under `"auto"` and `"triton"` (the kernels compute in fp32).
 
@@ -101,8 +106,8 @@ def multiview_pool(
         Differentiable in `hidden`, `attn_weight`, `attn_bias`.
 
     Host syncs: padded input, none but the value checks (0/1 masks, response ⊆ attention: one sync in all,
-    skipped under `torch.compile`, CUDA-graph capture and `ADAJUDGE_CHECK_VALUES=0`); packed input adds the
-    `max_seqlen` read when it is not given.
+    skipped under `torch.compile`, CUDA-graph capture and `ADAJUDGE_CHECK_VALUES=0`); packed input on the
+    Triton path adds the `max_seqlen` read when it is not given.
 
     Example:
         >>> views = multiview_pool(hidden, attention_mask, response_mask, attn_weight=w)
@@ -120,7 +125,7 @@ def multiview_pool_validated(hidden, attention_mask, response_mask, attn_weight,
     if response_mask is attention_mask:  # same meaning, and autograd.Function under dynamo rejects duplicate inputs
         response_mask = None
     backend = resolve_backend(backend, hidden.device, hidden.dtype)
-    if cu_seqlens is not None and max_seqlen is None and backend != "reference":
+    if cu_seqlens is not None and max_seqlen is None and backend == "triton":
         max_seqlen = int((cu_seqlens[1:] - cu_seqlens[:-1]).max())  # the one host read of the packed layout
     match backend:
         case "reference":
@@ -128,7 +133,7 @@ def multiview_pool_validated(hidden, attention_mask, response_mask, attn_weight,
                 hidden, attention_mask, response_mask, attn_weight=attn_weight, attn_bias=attn_bias, cu_seqlens=cu_seqlens
             )
         case "torch":
-            return multiview_pool_fused(hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_seqlens, max_seqlen)
+            return multiview_pool_fused(hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_seqlens)
         case "triton":
             return multiview_pool_triton(hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_seqlens,
                                          max_seqlen or 0)

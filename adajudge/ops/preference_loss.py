@@ -21,8 +21,9 @@ def _validate(chosen, rejected, margin, weights, chosen_repr, rejected_repr, nor
     check_tensor("chosen", chosen, ndim=1, dtypes=FLOAT_DTYPES)
     pairs, device = chosen.shape, chosen.device
     check_tensor("rejected", rejected, shape=pairs, dtypes=FLOAT_DTYPES, device=device)
-    if pairs[0] == 0:
-        raise ValueError("chosen: expected at least one pair, got shape (0,)")
+    if pairs[0] == 0 and reduction == "mean":
+        raise ValueError("chosen: expected at least one pair for reduction='mean' (the mean of no pairs is undefined; "
+                         "'sum' gives 0 and 'none' an empty loss), got shape (0,)")
     for name, value in (("margin", margin), ("weights", weights)):
         if value is not None:
             check_tensor(name, value, shape=pairs, dtypes=FLOAT_DTYPES, device=device)
@@ -68,19 +69,23 @@ def preference_loss(
     """Bradley-Terry family preference loss (docs/design.md §6): BT, focal BT, NormBT (arXiv 2512.06343).
 
     Per pair: `Δ = (c − r − m)/τ`; `ℓ = σ(−Δ)^γ · softplus(−Δ)` (γ = 0 is plain BT; the focal factor is
-    differentiated); NormBT multiplies by `sg(μ / (‖h_c − h_r‖₂ + ε))` with `μ = norm_scale` or, when
-    `None`, this batch's mean distance; then `· w`, then `+ center_coef · (c + r)²`.
+    differentiated); NormBT multiplies by `sg(min(μ / (‖h_c − h_r‖₂ + ε), 10))` with `μ = norm_scale` or,
+    when `None`, this batch's mean distance (the cap of 10 is *ours*: a duplicated pair, at distance 0,
+    would otherwise weigh μ/ε; `adajudge.reference.preference_loss.NORMBT_MAX_FACTOR`); then `· w`, then
+    `+ center_coef · (c + r)²`.
 
     Args:
-        chosen, rejected: `[N]` rewards (any float dtype). margin, weights: `[N]` or `None`.
+        chosen, rejected: `[N]` rewards (any float dtype; `N = 0` only with reduction "sum" or "none").
+            margin, weights: `[N]` or `None`.
         temperature: `τ > 0`. gamma: focal exponent `γ >= 0`. center_coef: TRL's reward centering `>= 0`.
         chosen_repr, rejected_repr: `[N, D]` representations for NormBT, or `None`.
         norm_scale: μ, a float or one-element tensor (e.g. `NormBTLoss`'s EMA), or `None`. eps: `ε > 0`.
         reduction: `"mean"`, `"sum"` or `"none"`. backend: see `adajudge.ops`.
 
     Returns:
-        fp32 scalar (`[N]` for `"none"`; fp64 for fp64 input). Gradients flow to `chosen`, `rejected`,
-        `margin` and `weights`; the NormBT factor is a stop-gradient, so representations get none.
+        fp32 scalar (`[N]` for `"none"`; fp64 for fp64 input); no pairs give `[0]` ("none") or 0 ("sum").
+        Gradients flow to `chosen`, `rejected`, `margin` and `weights`; the NormBT factor is a stop-gradient,
+        so representations get none.
 
     Example:
         >>> loss = preference_loss(r_chosen, r_rejected, gamma=2.0)  # focal BT

@@ -32,7 +32,7 @@ def multiview_pool(
     Returns:
         `[B, 4, D]` in `hidden.dtype`, views in the order (last, mean, attn, prompt), computed in fp32
         (fp64 for fp64 input). A row with no response (or no prompt) token gets zero vectors for the views
-        that read it.
+        that read it. A token outside a view never influences it, whatever it holds (NaN and Inf included).
     """
     if cu_seqlens is not None:
         hidden = unpack_sequences(hidden, cu_seqlens)
@@ -40,29 +40,31 @@ def multiview_pool(
         if response_mask is not None:
             response_mask = unpack_sequences(response_mask, cu_seqlens)
     compute_dtype = torch.promote_types(hidden.dtype, torch.float32)
-    h = hidden.to(compute_dtype)  # [B, T, D]
     real = attention_mask.bool()
     response = real if response_mask is None else real & response_mask.bool()
     prompt = real & ~response
     batch, length = response.shape
+    # Each view reads only its own tokens: the others are replaced by zeros, never multiplied by 0, so a
+    # token outside a view (padding, or the prompt for the response views) holding NaN or Inf leaves it alone.
+    h = hidden.to(compute_dtype)  # [B, T, D]
+    h_response = torch.where(response[..., None], h, 0.0)
+    h_prompt = torch.where(prompt[..., None], h, 0.0)
 
     positions = torch.arange(length, device=hidden.device).expand(batch, length)
     last_index = torch.where(response, positions, -1).amax(dim=1)  # τ_b, -1 when R_b is empty
-    has_response = (last_index >= 0).to(compute_dtype)
-    z_last = h[torch.arange(batch, device=hidden.device), last_index.clamp(min=0)] * has_response[:, None]
+    z_last = h_response[torch.arange(batch, device=hidden.device), last_index.clamp(min=0)]  # zeros when R_b is empty
 
-    def masked_mean(mask):
-        weights = mask.to(compute_dtype)
-        return (h * weights[..., None]).sum(1) / weights.sum(1).clamp(min=1)[:, None]
+    def masked_mean(h_view, mask):
+        return h_view.sum(1) / mask.sum(1).clamp(min=1)[:, None].to(compute_dtype)
 
-    scores = h @ attn_weight.to(compute_dtype)  # a_t = <hidden_t, w_a> + b_a, [B, T]
+    scores = h_response @ attn_weight.to(compute_dtype)  # a_t = <hidden_t, w_a> + b_a, [B, T]
     if attn_bias is not None:
         scores = scores + attn_bias.to(compute_dtype)
     # Softmax over R_b only; an empty R_b gives β = 0 (filling with the dtype's min, not -inf, keeps the
     # softmax of an all-masked row finite, and its gradient too).
     scores = scores.masked_fill(~response, torch.finfo(compute_dtype).min)
     beta = torch.softmax(scores, dim=1) * response
-    z_attn = (beta[..., None] * h).sum(1)
+    z_attn = (beta[..., None] * h_response).sum(1)
 
-    views = torch.stack([z_last, masked_mean(response), z_attn, masked_mean(prompt)], dim=1)
+    views = torch.stack([z_last, masked_mean(h_response, response), z_attn, masked_mean(h_prompt, prompt)], dim=1)
     return views.to(hidden.dtype)

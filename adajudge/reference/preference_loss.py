@@ -2,6 +2,14 @@
 import torch
 import torch.nn.functional as F
 
+# Largest NormBT factor a pair can get *(ours; arXiv 2512.06343 does not bound it)*. The factor
+# μ / (‖h_c − h_r‖₂ + ε) is μ/ε = 10⁶·μ for a duplicated pair (identical representations, common in real
+# preference data): that one pair's loss and gradients then outweigh the batch a million times and
+# overflow fp16. Capped at 10, a pair closer than a tenth of μ counts as much as one at a tenth of μ;
+# every pair at least that far apart keeps the paper's factor unchanged. Reference, fused and Triton paths
+# apply the same cap.
+NORMBT_MAX_FACTOR = 10.0
+
 
 def preference_loss(
     chosen: torch.Tensor,
@@ -19,8 +27,10 @@ def preference_loss(
     reduction: str = "mean",
 ) -> torch.Tensor:
     """Per pair `i`: `Δ = (c − r − m) / τ`, `ℓ = σ(−Δ)^γ · softplus(−Δ)`, then the NormBT factor
-    `sg(μ / (‖h_c − h_r‖₂ + ε))` when representations are given (μ = `norm_scale`, or this batch's mean
-    distance), then the weight `w_i`, then `+ center_coef · (c + r)²`; reduced by mean, sum or none.
+    `sg(min(μ / (‖h_c − h_r‖₂ + ε), NORMBT_MAX_FACTOR))` when representations are given (μ = `norm_scale`,
+    or this batch's mean distance; the cap is *ours*, see `NORMBT_MAX_FACTOR`), then the weight `w_i`, then
+    `+ center_coef · (c + r)²`; reduced by mean, sum or none (no pairs: `"none"` gives `[0]`, `"sum"` 0,
+    `"mean"` NaN; `adajudge.ops.preference_loss` refuses the mean of no pairs).
 
     `σ(−Δ)^γ` is written `exp(−γ · softplus(Δ))`, equal and finite for every Δ. The centering term is per
     pair, so the mean reduction gives TRL's `center_rewards_coefficient · mean((c + r)²)` *(ours for sum
@@ -46,7 +56,7 @@ def preference_loss(
     if chosen_repr is not None:
         distance = (chosen_repr.to(compute_dtype) - rejected_repr.to(compute_dtype)).norm(dim=-1)
         mu = distance.mean() if norm_scale is None else torch.as_tensor(norm_scale, dtype=compute_dtype)
-        loss = (mu / (distance + eps)).detach() * loss
+        loss = (mu / (distance + eps)).clamp(max=NORMBT_MAX_FACTOR).detach() * loss
     if weights is not None:
         loss = weights.to(compute_dtype) * loss
     if center_coef != 0.0:
