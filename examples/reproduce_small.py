@@ -23,7 +23,7 @@ What it does, in order:
    over seeds for each head x loss) and prints the table.
 
 The defaults are sized for a 2-core CPU shared with other jobs (about 25 minutes, of which about half is
-the backbone); see the README section "Small-scale reproduction" for what this scale can and cannot show.
+the backbone); see docs/reproduction.md for what this scale can and cannot show.
 """
 from __future__ import annotations
 

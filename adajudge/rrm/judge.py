@@ -244,7 +244,7 @@ class PairwiseJudge:
     def generate(self, prompts: list[list[int]]) -> list[Generation]:
         """One ``Generation`` per prompt (token ids), in the given order: the only step that touches the
         engine. transformers ``generate`` here, ``batch_size`` left-padded prompts per call, sorted by
-        length; a subclass may override it to generate elsewhere (``ServerJudge``; README "Scaling out")."""
+        length; a subclass may override it to generate elsewhere (``ServerJudge``; docs/judge.md)."""
         device = self.model.device
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         results: list[Generation] = [Generation("", 0, False)] * len(prompts)
