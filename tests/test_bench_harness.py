@@ -50,6 +50,8 @@ def test_tiny_run_writes_records_table_and_plots(tmp_path, restore_threads, caps
     header = next(line for line in printed.splitlines() if "median ms" in line)
     assert "× eager" in header and "× compile" in header and "peak MiB" in header
     assert "…" not in printed and all(op in printed for op in OPS)
+    [first] = [line for line in printed.splitlines() if " cases × " in line]
+    assert first.endswith("torch threads)")  # a sentence is one line in a log, never wrapped at 80 columns
     for record in records:
         assert RECORD_FIELDS <= set(record), RECORD_FIELDS - set(record)
         assert record["median_ms"] > 0 and record["spread"]["min_ms"] <= record["median_ms"] <= record["spread"]["max_ms"]
