@@ -3,16 +3,20 @@ and at most 8 minutes.
 
 On a machine with one CUDA GPU and the project installed (`pip install --no-deps --no-build-isolation -e .`):
 
-1. `tests`: the op, kernel and head test files with the compiled kernels (pytest, pytest-xdist if there).
+1. `tests`: `python -m adajudge.selftest` (every op × backend × dtype × layout against the reference, and
+   `torch.library.opcheck`), then the op, kernel and head test files with the compiled kernels (pytest,
+   pytest-xdist if there).
 2. `torch_compile`: Inductor, `fullgraph=True`, of pooling + focal NormBT loss (padded, and packed with
    `max_seqlen`) and of `AdaJudgeHead`, against eager, and checked to make no copy of `hidden`.
 3. `cuda_graphs`: capture and replay of every op, forward and backward, equal to eager.
 4. `head_memory`: `AdaJudgeHead` peak memory on bf16 `hidden`, pooled in bf16 vs upcast first.
 5. `bench`: `python -m bench --preset pooling` and `--quick`, once per pooling forward variant
    (`$ADAJUDGE_POOL_FORWARD`), GB/s against the GPU's copy bandwidth measured in the same run.
+6. `gpu_model`: the static model's predicted time beside every adajudge row step 5 measured
+   (`python -m bench.gpu_model --compare`, on this GPU's SM count and measured copy bandwidth).
 
 Writes `DIR/gpu_check.json` (keys `device`, `dry_run`, `tests`, `torch_compile`, `cuda_graphs`,
-`head_memory`, `bench`, `seconds`, `ok`, versions, packages, skipped steps with reasons), rewritten after
+`head_memory`, `bench`, `gpu_model`, `seconds`, `ok`, versions, packages, skipped steps with reasons), rewritten after
 every step; `DIR/gpu_check.md`, a summary; `DIR/gpu_check.log`, every child process's output; and
 `DIR/runs/`, per-run files (bench results and plots). The JSON holds every figure: it is the one file to
 keep.

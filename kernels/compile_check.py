@@ -18,64 +18,25 @@ The builds run in a process without `TRITON_INTERPRET` (the interpreter replaces
 Python): `compile_rows` starts one when called from a process that has it on.
 """
 import argparse
-import contextlib
 import json
 import os
-import re
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
-os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # pinned: fusion changes codegen and registers
+import torch
+from torch._higher_order_ops.triton_kernel_wrap import identify_accessed_tensors
 
-import torch  # noqa: E402
-import triton  # noqa: E402
-from torch._higher_order_ops.triton_kernel_wrap import identify_accessed_tensors  # noqa: E402
-from triton.backends.compiler import GPUTarget  # noqa: E402
-from triton.runtime.driver import driver  # noqa: E402
-
-from .launch import record_launches  # noqa: E402
-from .pool_forward import FORWARD_VARIANT_ENV, FORWARD_VARIANTS  # noqa: E402
+from .aot import ahead_of_time, build, resource_usage
+from .launch import record_launches
+from .pool_forward import FORWARD_VARIANT_ENV, FORWARD_VARIANTS
 
 ARCHS = (80, 90)
 HIDDEN_SIZES = (576, 896, 2048, 3584, 4096, 8192)
 DTYPES = ("fp32", "bf16", "fp16")
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-CUDA_BIN = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
 # The shapes the launchers are run at: small, since only block sizes, warps and specialisations matter.
 ROWS, TOKENS, PAIRS = 3, 37, 70
 PACKED_LENGTHS = (5, 0, 12, 20)
-
-
-class AheadOfTimeDriver:
-    """What `JITFunction.warmup` asks of Triton's active driver, for a GPU that is not here."""
-
-    def __init__(self, arch: int):
-        self.arch = arch
-
-    def get_current_target(self):
-        return GPUTarget("cuda", self.arch, 32)
-
-    def get_current_device(self):
-        return self.arch  # one kernel cache per architecture
-
-    def get_current_stream(self, device=None):
-        return 0
-
-    def get_active_torch_device(self):
-        return torch.device("cpu")
-
-
-@contextlib.contextmanager
-def ahead_of_time(arch: int):
-    """Make Triton build for `cuda:sm_<arch>` with no GPU, for the duration of the block."""
-    previous = driver._active
-    driver.set_active(AheadOfTimeDriver(arch))
-    try:
-        yield
-    finally:
-        driver._active = previous
 
 
 def _pooling_launches(dim: int, dtype: torch.dtype):
@@ -155,26 +116,6 @@ def runtime_launches(dim: int, dtype_name: str):
                 yield op, variant, launch, caller_tensors
 
 
-def _resource_usage(cubin: bytes) -> dict:
-    """Registers, stack, shared memory and spill instructions of a cubin, read by cuobjdump."""
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as file:
-        file.write(cubin)
-        file.flush()
-        usage = subprocess.run([CUDA_BIN / "cuobjdump", "-res-usage", file.name],
-                               capture_output=True, text=True, check=True).stdout
-        sass = subprocess.run([CUDA_BIN / "cuobjdump", "-sass", file.name], capture_output=True, text=True, check=True).stdout
-
-    def field(name):
-        return int(re.search(rf"{name}:(\d+)", usage).group(1))
-
-    return {
-        "registers": field("REG"),
-        "stack_bytes": field("STACK"),
-        "shared_bytes": field("SHARED"),
-        "spills": len(re.findall(r"\b(?:LDL|STL)\b", sass)),
-    }
-
-
 def _inputs_written(launch, caller_tensors) -> list[str]:
     """Names of the kernel arguments that are tensors the caller passed in and that Inductor's TTIR
     analysis believes the kernel writes."""
@@ -190,11 +131,9 @@ def _build(launch, variant: str, dtype: str, caller_tensors, cache: dict) -> dic
     """One row's measurements. `cache` keeps each distinct build's resource use and each (kernel, variant,
     dtype)'s mutation analysis (the TTIR's stores do not depend on the architecture or the hidden size)."""
     try:
-        options = {"num_warps": launch.num_warps, "num_stages": launch.num_stages}
-        compiled = launch.kernel.warmup(**launch.arguments, grid=launch.grid, **options,
-                                        **({"maxnreg": launch.maxnreg} if launch.maxnreg else {}))
+        compiled = build(launch)
         if id(compiled) not in cache:
-            cache[id(compiled)] = (compiled, _resource_usage(compiled.asm["cubin"]))
+            cache[id(compiled)] = (compiled, resource_usage(compiled.asm["cubin"]))
         usage = cache[id(compiled)][1]
         if (launch.name, variant, dtype) not in cache:
             cache[launch.name, variant, dtype] = _inputs_written(launch, caller_tensors)

@@ -24,6 +24,7 @@ import functools
 
 import torch
 import triton
+from torch._subclasses.fake_tensor import FakeTensor
 from torch.library import wrap_triton
 from triton.runtime.interpreter import InterpretedFunction
 
@@ -107,11 +108,19 @@ def launch(
             return
     if min(grid) == 0:
         return
+    if isinstance(kernel, InterpretedFunction) and _hold_no_data(arguments):
+        return  # the CPU interpreter cannot run on them; they carry shapes only, as in wrap_triton's fake kernel
     options = {"num_warps": num_warps, "num_stages": num_stages} | ({"maxnreg": maxnreg} if maxnreg else {})
     # `wrap_triton` lets torch.compile see the kernel; the CPU interpreter compiles nothing, and some torch
     # releases (2.11) refuse its interpreted kernels there.
     runner = kernel if isinstance(kernel, InterpretedFunction) else wrap_triton(kernel)
     runner[grid](**arguments, **options)
+
+
+def _hold_no_data(arguments: dict) -> bool:
+    """True when a tensor argument is fake or on the meta device: the launcher is being run for shapes only
+    (fake-tensor propagation, `torch.library.opcheck`'s fake-tensor test, a meta-device forward)."""
+    return any(isinstance(value, FakeTensor) or value.is_meta for value in arguments.values() if isinstance(value, torch.Tensor))
 
 
 def on_device(tensor: torch.Tensor):
@@ -124,8 +133,25 @@ def _multiprocessors(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 
 
+_assumed_multiprocessors: list[int] = []
+
+
+@contextlib.contextmanager
+def assume_multiprocessors(count: int):
+    """Plan every launch in the block as for a CUDA GPU with `count` SMs, whatever device the tensors are on:
+    how the static GPU model (`python -m bench.gpu_model`) reads a GPU's launch plan with no GPU."""
+    _assumed_multiprocessors.append(count)
+    try:
+        yield
+    finally:
+        _assumed_multiprocessors.pop()
+
+
 def target_programs(device: torch.device) -> int:
-    """How many programs fill `device`: `PROGRAMS_PER_SM` per SM on CUDA; a few under the CPU interpreter."""
+    """How many programs fill `device`: `PROGRAMS_PER_SM` per SM on CUDA (or on the GPU that
+    `assume_multiprocessors` names); a few under the CPU interpreter."""
+    if _assumed_multiprocessors:
+        return PROGRAMS_PER_SM * _assumed_multiprocessors[-1]
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         return PROGRAMS_PER_SM * _multiprocessors(index)

@@ -1,4 +1,4 @@
-"""Multi-view pooling (docs/design.md §3) in Triton: kernels, launchers, autograd Function, entry point.
+"""Multi-view pooling (docs/design.md §3) in Triton: kernels, launchers, registered autograd, entry point.
 
 Forward, two variants (the private switch `ADAJUDGE_POOL_FORWARD`, read at every launch):
 
@@ -515,38 +515,42 @@ def token_kinds(attention_mask: torch.Tensor, response_mask: torch.Tensor | None
     return (real.to(torch.int8) + response.to(torch.int8)).contiguous()
 
 
-class MultiViewPoolTriton(torch.autograd.Function):
-    """`multiview_pool` on the Triton kernels: saves what `multiview_pool_fwd` returns for the backward."""
+def _save_for_multiview_pool_bwd(ctx, inputs, output):
+    """`setup_context` of `multiview_pool_fwd`'s autograd: keep what `multiview_pool_bwd` reads. Only `views`
+    is differentiable; the other outputs are the backward's saved state."""
+    hidden, kinds, attn_weight, attn_bias, cu_seqlens, max_seqlen = inputs
+    _, *saved = output
+    ctx.mark_non_differentiable(*saved)
+    ctx.save_for_backward(hidden, kinds, cu_seqlens, attn_weight, *saved)
+    ctx.max_seqlen = max_seqlen
+    ctx.bias_layout = None if attn_bias is None else (attn_bias.dtype, attn_bias.shape)
 
-    @staticmethod
-    def forward(ctx, hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_seqlens, max_seqlen):
-        kinds = token_kinds(attention_mask, response_mask)
-        if cu_seqlens is not None:
-            cu_seqlens = cu_seqlens.contiguous()  # the kernels read the boundaries at stride 1
-        views, *saved = torch.ops.adajudge.multiview_pool_fwd(hidden, kinds, attn_weight, attn_bias, cu_seqlens, max_seqlen)
-        ctx.save_for_backward(hidden, kinds, cu_seqlens, attn_weight, *saved)
-        ctx.max_seqlen = max_seqlen
-        ctx.bias_layout = None if attn_bias is None else (attn_bias.dtype, attn_bias.shape)
-        return views
 
-    @staticmethod
-    def backward(ctx, grad_views):
-        hidden, kinds, cu_seqlens, attn_weight, scores, z_attn, lse, counts, last_index = ctx.saved_tensors
-        needs_d_hidden = ctx.needs_input_grad[0]
-        d_hidden, d_weight, d_bias = torch.ops.adajudge.multiview_pool_bwd(
-            grad_views, hidden, kinds, scores, cu_seqlens, attn_weight, z_attn, lse, counts, last_index, ctx.max_seqlen,
-            needs_d_hidden,
-        )
-        d_hidden = d_hidden if needs_d_hidden else None
-        if ctx.bias_layout is None:
-            d_bias = None
-        else:
-            dtype, shape = ctx.bias_layout
-            d_bias = d_bias.to(dtype).reshape(shape)
-        return d_hidden, None, None, d_weight, d_bias, None, None
+def _multiview_pool_backward(ctx, grad_views, *_):
+    """Gradients of `multiview_pool_fwd`'s inputs `(hidden, kinds, attn_weight, attn_bias, cu_seqlens,
+    max_seqlen)` from `views`' upstream gradient, in the inputs' dtypes (first order only)."""
+    hidden, kinds, cu_seqlens, attn_weight, scores, z_attn, lse, counts, last_index = ctx.saved_tensors
+    needs_d_hidden = ctx.needs_input_grad[0]
+    d_hidden, d_weight, d_bias = torch.ops.adajudge.multiview_pool_bwd(
+        grad_views, hidden, kinds, scores, cu_seqlens, attn_weight, z_attn, lse, counts, last_index, ctx.max_seqlen,
+        needs_d_hidden,
+    )
+    d_hidden = d_hidden if needs_d_hidden else None
+    if ctx.bias_layout is None:
+        d_bias = None
+    else:
+        dtype, shape = ctx.bias_layout
+        d_bias = d_bias.to(dtype).reshape(shape)
+    return d_hidden, None, d_weight, d_bias, None, None
+
+
+multiview_pool_fwd.register_autograd(_multiview_pool_backward, setup_context=_save_for_multiview_pool_bwd)
 
 
 def multiview_pool_triton(hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_seqlens, max_seqlen):
     """`adajudge.ops.multiview_pool` on the Triton kernels, for validated input: fp32/bf16/fp16 `hidden`,
     packed input with its longest row `max_seqlen` as an int. Gradients come back in their inputs' dtypes."""
-    return MultiViewPoolTriton.apply(hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_seqlens, max_seqlen)
+    kinds = token_kinds(attention_mask, response_mask)
+    if cu_seqlens is not None:
+        cu_seqlens = cu_seqlens.contiguous()  # the kernels read the boundaries at stride 1
+    return torch.ops.adajudge.multiview_pool_fwd(hidden, kinds, attn_weight, attn_bias, cu_seqlens, max_seqlen)[0]

@@ -1,4 +1,4 @@
-"""Bradley-Terry family loss (docs/design.md §6) in Triton: kernels, launcher, autograd Function, entry point.
+"""Bradley-Terry family loss (docs/design.md §6) in Triton: kernels, launcher, registered autograd, entry point.
 
 With `Δ = (c − r − m)/τ`, `p = σ(Δ)`, `F = exp(−γ·softplus(Δ)) = σ(−Δ)^γ`, `ℓ₀ = softplus(−Δ)`:
     ℓ = w·f·F·ℓ₀ + κ(c + r)²,   f = min(μ/(‖h_c − h_r‖₂ + ε), NORMBT_MAX_FACTOR) (NormBT, stop-gradient) or 1
@@ -197,22 +197,21 @@ def preference_loss_fwd(
     return loss, d_delta, d_center, unweighted
 
 
-class PreferenceLossTriton(torch.autograd.Function):
-    """Per-pair loss on the Triton kernel; representations get no gradient (the NormBT factor is a
-    stop-gradient), the others come back in their inputs' dtypes."""
+def _save_for_preference_loss_bwd(ctx, inputs, output):
+    """`setup_context` of `preference_loss_fwd`'s autograd: the per-pair factors the backward scales."""
+    _, *saved = output
+    ctx.mark_non_differentiable(*saved)
+    ctx.save_for_backward(*saved)
+    ctx.dtypes = [None if t is None else t.dtype for t in inputs[:4]]  # chosen, rejected, margin, weights
 
-    @staticmethod
-    def forward(ctx, chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, norm_value, options):
-        loss, *saved = torch.ops.adajudge.preference_loss_fwd(
-            chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, norm_value, *options
-        )
-        ctx.save_for_backward(*saved)
-        ctx.dtypes = [None if t is None else t.dtype for t in (chosen, rejected, margin, weights)]
-        return loss
 
-    @staticmethod
-    def backward(ctx, grad_loss):
-        return (*preference_loss_bwd(grad_loss, ctx.saved_tensors, ctx.dtypes), None, None, None, None, None)
+def _preference_loss_backward(ctx, grad_loss, *_):
+    """Gradients of `chosen`, `rejected`, `margin`, `weights` in their dtypes; none for the representations
+    (the NormBT factor is a stop-gradient) or the scalars. First order only."""
+    return (*preference_loss_bwd(grad_loss, ctx.saved_tensors, ctx.dtypes), *[None] * 8)
+
+
+preference_loss_fwd.register_autograd(_preference_loss_backward, setup_context=_save_for_preference_loss_bwd)
 
 
 def preference_loss_triton(chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, options):
@@ -221,5 +220,7 @@ def preference_loss_triton(chosen, rejected, margin, weights, chosen_repr, rejec
     `(temperature, gamma, center_coef, eps)` as floats."""
     scale_tensor = norm_scale if isinstance(norm_scale, torch.Tensor) else None
     scale_value = None if norm_scale is None or scale_tensor is not None else float(norm_scale)
-    return PreferenceLossTriton.apply(chosen, rejected, margin, weights, chosen_repr, rejected_repr, scale_tensor, scale_value,
-                                      options)
+    loss, *_ = torch.ops.adajudge.preference_loss_fwd(
+        chosen, rejected, margin, weights, chosen_repr, rejected_repr, scale_tensor, scale_value, *options
+    )
+    return loss

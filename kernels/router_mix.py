@@ -1,4 +1,4 @@
-"""Router mix (docs/design.md §4) in Triton: kernels, launchers, autograd Function, entry point.
+"""Router mix (docs/design.md §4) in Triton: kernels, launchers, registered autograd, entry point.
 
 Forward per row: π = softmax(u/τ), reward = Σ π_v s_v, H = −Σ π_v log π_v (log π kept for the backward,
 so a π that underflows to 0 still has a finite log). One launch; reads 2·B·V inputs, writes (2V + 2)·B fp32.
@@ -114,25 +114,29 @@ def router_mix_bwd(
     return d_logits, d_scores
 
 
-class RouterMixTriton(torch.autograd.Function):
-    """`router_mix` on the Triton kernels; the gradients come back in the inputs' dtypes."""
+def _save_for_router_mix_bwd(ctx, inputs, output):
+    """`setup_context` of `router_mix_fwd`'s autograd; `log_probs` is saved state, not differentiable."""
+    router_logits, view_scores, temperature = inputs
+    _, probs, _, log_probs = output
+    ctx.mark_non_differentiable(log_probs)
+    ctx.save_for_backward(probs, log_probs, view_scores)
+    ctx.temperature, ctx.logits_dtype = temperature, router_logits.dtype
 
-    @staticmethod
-    def forward(ctx, router_logits, view_scores, temperature):
-        reward, probs, entropy, log_probs = torch.ops.adajudge.router_mix_fwd(router_logits, view_scores, temperature)
-        ctx.save_for_backward(probs, log_probs, view_scores)
-        ctx.temperature, ctx.logits_dtype = temperature, router_logits.dtype
-        return reward, probs, entropy
 
-    @staticmethod
-    def backward(ctx, grad_reward, grad_probs, grad_entropy):
-        probs, log_probs, view_scores = ctx.saved_tensors
-        d_logits, d_scores = torch.ops.adajudge.router_mix_bwd(
-            grad_reward, grad_probs, grad_entropy, probs, log_probs, view_scores, ctx.temperature
-        )
-        return d_logits.to(ctx.logits_dtype), d_scores.to(view_scores.dtype), None
+def _router_mix_backward(ctx, grad_reward, grad_probs, grad_entropy, _):
+    """Gradients of `(router_logits, view_scores, temperature)`, in the inputs' dtypes (first order only)."""
+    probs, log_probs, view_scores = ctx.saved_tensors
+    d_logits, d_scores = torch.ops.adajudge.router_mix_bwd(
+        grad_reward, grad_probs, grad_entropy, probs, log_probs, view_scores, ctx.temperature
+    )
+    return d_logits.to(ctx.logits_dtype), d_scores.to(view_scores.dtype), None
+
+
+router_mix_fwd.register_autograd(_router_mix_backward, setup_context=_save_for_router_mix_bwd)
 
 
 def router_mix_triton(router_logits, view_scores, temperature):
-    """`adajudge.ops.router_mix` on the Triton kernels, for validated fp32/bf16/fp16 input."""
-    return RouterMixTriton.apply(router_logits, view_scores, temperature)
+    """`adajudge.ops.router_mix` on the Triton kernels, for validated fp32/bf16/fp16 input; the gradients come
+    back in the inputs' dtypes."""
+    reward, probs, entropy, _ = torch.ops.adajudge.router_mix_fwd(router_logits, view_scores, temperature)
+    return reward, probs, entropy

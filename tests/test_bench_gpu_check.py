@@ -13,8 +13,8 @@ from bench.gpu.steps import summarize_outcomes, variant_comparison
 from bench.gpu_check import main as gpu_check
 from bench.head_memory import compare
 
-REPORT_KEYS = {"device", "dry_run", "tests", "torch_compile", "cuda_graphs", "bench", "seconds", "head_memory", "ok",
-               "versions", "packages", "skipped"}
+REPORT_KEYS = {"device", "dry_run", "tests", "torch_compile", "cuda_graphs", "bench", "gpu_model", "seconds", "head_memory",
+               "ok", "versions", "packages", "skipped"}
 
 
 class AotTarget:
@@ -137,6 +137,8 @@ def test_dry_run_reports_every_step_ok_or_skipped_with_a_reason(tmp_path):
         assert status == "ok" or (status == "skipped" and report[step]["reason"]), (step, report[step].get("reason"))
     assert code == 0 and report["ok"] is True
     assert report["tests"]["passed"] > 0 and report["tests"]["failed"] == 0
+    selftest = report["tests"]["selftest"]
+    assert selftest["status"] == "ok" and selftest["rows"] == 11 and selftest["failed"] == []  # router_mix's rows
     assert {c["name"] for c in report["torch_compile"]["checks"]} >= {"pool_loss_padded", "head_no_blocks", "head"}
     assert all(c["mode"] == "direct" for c in report["cuda_graphs"]["cases"] if c["status"] != "skipped")
     runs = report["bench"]["runs"]

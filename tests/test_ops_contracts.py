@@ -2,10 +2,11 @@
 packed pooling under torch.compile(fullgraph=True), and no tensor value read on the host."""
 import pytest
 import torch
-from op_cases import BACKENDS, DEVICE, check_against_reference, run_with_grads
+from op_cases import BACKENDS, DEVICE, check_against_reference
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from adajudge import ops
+from adajudge.testing import run_with_grads
 
 ALL_BACKENDS = ["auto", *BACKENDS, "reference"]
 

@@ -1,42 +1,24 @@
 """multiview_pool: every backend against the reference (forward and every gradient), and its contracts."""
+import functools
+
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from op_cases import BACKENDS, DEVICE, LOW_PRECISION, check_against_reference, pooling_masks, run_with_grads
+from op_cases import BACKENDS, DEVICE, LOW_PRECISION
 
 from adajudge.ops import multiview_pool
+from adajudge.testing import check_op, run_with_grads
 
-
-@st.composite
-def pooling_inputs(draw, dtype):
-    batch, length = draw(st.integers(1, 4)), draw(st.integers(1, 20))
-    dim = draw(st.sampled_from([1, 3, 8, 17, 40, 64]))
-    seed = draw(st.integers(0, 2**16))
-    attention, response = draw(pooling_masks(batch, length))
-    gen = torch.Generator().manual_seed(seed)
-    hidden = torch.randn(batch, length, dim, generator=gen).to(dtype)
-    if draw(st.booleans()):  # non-contiguous hidden: a transposed copy viewed back
-        hidden = hidden.transpose(0, 1).contiguous().transpose(0, 1)
-    inputs = {
-        "hidden": hidden.to(DEVICE),
-        "attention_mask": attention.to(DEVICE),
-        "response_mask": response.to(DEVICE) if draw(st.booleans()) else None,
-        "attn_weight": torch.randn(dim, generator=gen).to(dtype).to(DEVICE),
-        "attn_bias": torch.randn((), generator=gen).to(dtype).to(DEVICE) if draw(st.booleans()) else None,
-    }
-    grad = torch.randn(batch, dim, 4, generator=gen).to(dtype).to(DEVICE).transpose(1, 2)  # non-contiguous
-    return inputs, grad
+EXAMPLES_PER_LAYOUT = 15  # × 2 layouts: 30 drawn cases per backend and dtype
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", LOW_PRECISION, ids=str)
-@settings(max_examples=25, deadline=None)
-@given(data=st.data())
-def test_matches_reference(backend, dtype, data):
-    inputs, grad = data.draw(pooling_inputs(dtype))
-    differentiable = ["hidden", "attn_weight"] + (["attn_bias"] if inputs["attn_bias"] is not None else [])
-    check_against_reference("multiview_pool", inputs, differentiable, [grad], backend, dtype, [dtype])
+def test_matches_reference(backend, dtype):
+    """Padded (either side, any 0/1 pattern) and packed inputs of the kit's strategies: forward and every
+    gradient against the fp64 reference."""
+    results = check_op(functools.partial(multiview_pool, backend=backend), "multiview_pool", device=DEVICE, dtypes=[dtype],
+                       examples=EXAMPLES_PER_LAYOUT)
+    assert [(r.layout, r.cases) for r in results] == [("padded", EXAMPLES_PER_LAYOUT), ("packed", EXAMPLES_PER_LAYOUT)]
 
 
 def packed_case(lengths, dim, seed=0):

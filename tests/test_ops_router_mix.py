@@ -1,28 +1,22 @@
 """router_mix: every backend against the reference (forward, every gradient), and its contracts."""
+import functools
+
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from op_cases import BACKENDS, DEVICE, LOW_PRECISION, check_against_reference
+from op_cases import BACKENDS, DEVICE, LOW_PRECISION
 
 from adajudge.ops import router_mix
+from adajudge.testing import check_op
+
+EXAMPLES = 25
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", LOW_PRECISION, ids=str)
-@settings(max_examples=25, deadline=None)
-@given(batch=st.integers(1, 150), views=st.integers(1, 5), temperature=st.floats(0.1, 5.0),
-       scale=st.sampled_from([1.0, 30.0]), seed=st.integers(0, 2**16))
-def test_matches_reference(backend, dtype, batch, views, temperature, scale, seed):
-    gen = torch.Generator().manual_seed(seed)
-    inputs = {
-        "router_logits": (scale * torch.randn(batch, views, generator=gen)).to(dtype).to(DEVICE),
-        "view_scores": torch.randn(batch, views, generator=gen).to(dtype).to(DEVICE),
-    }
-    grads = [torch.randn(batch, generator=gen).to(DEVICE), torch.randn(batch, views, generator=gen).to(DEVICE),
-             torch.randn(batch, generator=gen).to(DEVICE)]
-    check_against_reference("router_mix", inputs, ["router_logits", "view_scores"], grads, backend, dtype,
-                            [torch.float32] * 3, temperature=temperature)
+def test_matches_reference(backend, dtype):
+    results = check_op(functools.partial(router_mix, backend=backend), "router_mix", device=DEVICE, dtypes=[dtype],
+                       examples=EXAMPLES)
+    assert [(r.layout, r.cases) for r in results] == [("dense", EXAMPLES)]
 
 
 def test_fused_torch_path_gradcheck_fp64():

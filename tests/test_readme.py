@@ -78,16 +78,19 @@ SLOW = {
     "adajudge judge --data items.jsonl --server http://127.0.0.1:8000/v1 --max-new-tokens 256":
         Small(append=("--max-new-tokens", "16", *QUIET)),
     "# The judge from Python: verdicts with their reasons, and a knockout tournament": Small(),
+    "python -m adajudge.selftest --json selftest.json": Small(append=("--examples", "2")),
     "python -m bench --preset pooling --ops multiview_pool --passes forward,backward,full --threads 0 --markdown":
         Small(append=("--quick", "--no-static-report", "--time-limit-s", "1", "--out", "{tmp}/bench-results")),
+    "python -m bench.gpu_model --quick": Small(),
 }
 SERVER = {'transformers serve "$(adajudge smollm2-path)" --port 8000'}
 # Commands of the repository's own tools (`bench/` is not installed): run from its root, writing under {tmp}.
 IN_REPOSITORY = {"python -m bench --preset pooling --ops multiview_pool --passes forward,backward,full --threads 0 "
-                 "--markdown"}
+                 "--markdown", "python -m bench.gpu_model --quick"}
 
 FAST_SNIPPETS = {
     "# The three fused ops on random inputs (CPU: the fused PyTorch path; CUDA tensors run the Triton kernels)",
+    "# Property-test a kernel against the reference: every output and gradient, in each dtype",
 }
 
 NOT_RUN = {

@@ -77,7 +77,7 @@ def packed_pieces(cu_seqlens: torch.Tensor, total: int) -> Pieces:
     """The pieces of packed rows: W = ⌈total/N⌉ tokens each, every row at least one piece. A row of L tokens
     takes max(1, ⌈L/W⌉) ≤ 1 + ⌊L/W⌋ pieces, so N + ⌊total/W⌋ pieces always suffice: a static size, computed
     with no host sync."""
-    starts = cu_seqlens.to(torch.int64)
+    starts = cu_seqlens.to(torch.int64).contiguous()  # searchsorted warns on (and copies) strided boundaries
     rows = starts.numel() - 1
     width = max(1, -(-total // rows))
     tokens = torch.arange(total, device=cu_seqlens.device)

@@ -11,9 +11,14 @@ The forward returns the per-pair loss and saves these local gradients; the backw
 (`preference_loss_bwd`, which the Triton path's Function shares).
 """
 import torch
-import torch.nn.functional as F
 
 from adajudge.reference.preference_loss import NORMBT_MAX_FACTOR
+
+
+def softplus(x: torch.Tensor) -> torch.Tensor:
+    """`log(1 + e^x)`, exact at every x in every dtype, and so is its gradient σ(x) (`F.softplus` returns x
+    itself above x = 20, e^-20 ≈ 2e-9 off: visible in fp64)."""
+    return torch.logaddexp(x, torch.zeros_like(x))
 
 
 def preference_loss_fwd(chosen, rejected, margin, weights, chosen_repr, rejected_repr, norm_scale, temperature, gamma,
@@ -25,10 +30,10 @@ def preference_loss_fwd(chosen, rejected, margin, weights, chosen_repr, rejected
     if margin is not None:
         delta = delta - margin.to(compute_dtype)
     delta = delta / temperature
-    base = F.softplus(-delta)
+    base = softplus(-delta)
     one_minus_p = torch.sigmoid(-delta)
     if gamma != 0.0:
-        focal = torch.exp(-gamma * F.softplus(delta))
+        focal = torch.exp(-gamma * softplus(delta))
         d_delta = -focal * (gamma * torch.sigmoid(delta) * base + one_minus_p)
         base = focal * base
     else:

@@ -51,8 +51,9 @@ def multiview_pool(
     h_prompt = torch.where(prompt[..., None], h, 0.0)
 
     positions = torch.arange(length, device=hidden.device).expand(batch, length)
-    last_index = torch.where(response, positions, -1).amax(dim=1)  # τ_b, -1 when R_b is empty
-    z_last = h_response[torch.arange(batch, device=hidden.device), last_index.clamp(min=0)]  # zeros when R_b is empty
+    # τ_b, -1 when R_b is empty (packed rows that are all empty leave no token at all: T = 0)
+    last_index = torch.where(response, positions, -1).amax(dim=1) if length else positions.new_full((batch,), -1)
+    z_last = torch.where((positions == last_index[:, None])[..., None], h_response, 0.0).sum(1)  # zeros when R_b is empty
 
     def masked_mean(h_view, mask):
         return h_view.sum(1) / mask.sum(1).clamp(min=1)[:, None].to(compute_dtype)

@@ -1,15 +1,19 @@
 """The steps of `python -m bench.gpu_check`. Each runs child processes under a hard time limit and returns
 a dict with `status` ("ok", "failed", "timed_out" or "skipped"), `reason` when not ok, and its details.
 
-- `tests`: pytest on the op, kernel and head test files (the compiled kernels on a GPU; a dry run runs
-  one op's tests under the Triton interpreter). Outcomes come from `bench.gpu.pytest_log`, so a run cut
-  at its limit still reports what passed and failed.
+- `tests`: `python -m adajudge.selftest` (every op × backend × dtype × layout against the reference, and
+  `torch.library.opcheck` on the custom ops; run from the runs folder, as a user without the repository
+  would), then pytest on the op, kernel and head test files (the compiled kernels on a GPU; a dry run runs
+  one op's self-test rows and tests under the Triton interpreter). Outcomes come from the self-test's JSON
+  and `bench.gpu.pytest_log`, so a run cut at its limit still reports what passed and failed.
 - `torch_compile`: `bench.gpu.compile_checks`, one process per check (in parallel on a big host).
 - `cuda_graphs`: `bench.gpu.cudagraph_checks`.
 - `head_memory`: `bench.head_memory`.
 - `bench`: `python -m bench` for `BENCH_RUNS`, once per pooling forward variant, with the run's measured
   copy bandwidth; each run stops starting cases at its soft limit and is killed at its hard limit, and
   keeps what it measured (`results.json` is written after every case).
+- `gpu_model`: the static model's prediction beside every adajudge row the bench step measured
+  (`python -m bench.gpu_model --compare`; skipped in a dry run).
 """
 from __future__ import annotations
 
@@ -25,6 +29,12 @@ from pathlib import Path
 from adajudge.kernels.pool_forward import FORWARD_VARIANTS
 from bench.gpu import process
 
+# The self-test's arguments and its share of the tests step's time (it runs first, pytest gets the rest).
+# On a GPU the self-test's time is mostly Triton compiles (one per new specialisation): 8 cases per row reach
+# ~200, estimated at 30-50 s (docs/testing.md).
+SELFTEST_ARGUMENTS = ["--device", "cuda", "--examples", "8"]
+DRY_RUN_SELFTEST_ARGUMENTS = ["--device", "cpu", "--ops", "router_mix", "--examples", "3"]
+SELFTEST_SHARE = 0.5
 TEST_FILES = ("tests/test_ops_*.py", "tests/test_kernels_*.py", "tests/test_nn_heads.py", "tests/test_nn_refinement.py")
 DRY_RUN_TEST_FILES = ("tests/test_ops_router_mix.py",)
 PER_TEST_TIMEOUT_S = 300  # with pytest-timeout installed: one hung test does not take the whole step
@@ -124,7 +134,47 @@ def summarize_outcomes(path: Path) -> dict:
             "skip_reasons": [{"reason": reason, "count": n} for reason, n in skips.most_common()]}
 
 
+def selftest(ctx: Context, limit_s: float) -> dict:
+    """`python -m adajudge.selftest ... --json runs/selftest.json`, from the runs folder."""
+    out = ctx.runs / "selftest.json"
+    out.unlink(missing_ok=True)
+    arguments = DRY_RUN_SELFTEST_ARGUMENTS if ctx.dry_run else SELFTEST_ARGUMENTS
+    command = [sys.executable, "-m", "adajudge.selftest", *arguments, "--json", str(out)]
+    finished = process.run("selftest", command, limit_s=limit_s, log=ctx.log, env=ctx.env, cwd=ctx.runs)
+    report = _read_json(out)  # rewritten after every row
+    summary = {"command": " ".join(["python", *command[1:]]), "seconds": finished.seconds}
+    if report is None:
+        return {**summary, **_crashed(finished, "the self-test")}
+    records = report["records"]
+    failed = [f"{r['op']} {r['backend']} {r['dtype']} {r['layout']}" for r in records if r["status"] == "failed"]
+    summary.update(rows=len(records), passed=sum(r["status"] == "passed" for r in records), failed=failed,
+                   skipped=sum(r["status"] == "skipped" for r in records), unreached_ops=report["unreached_ops"],
+                   worst_ratio=max((r["worst_ratio"] for r in records if r["worst_ratio"] is not None), default=None),
+                   records=records)
+    if finished.timed_out:
+        ran = sum(r["status"] != "pending" for r in records)
+        return {**summary, "status": "timed_out", "reason": f"the self-test ran out of its {limit_s:.0f} s after "
+                                                            f"{ran} of {len(records)} rows ({len(failed)} failed)"}
+    if not report["passed"] or finished.returncode != 0:
+        reason = f"{len(failed)} rows failed ({'; '.join(failed[:5])})" + (
+            f", unreached ops {report['unreached_ops']}" if report["unreached_ops"] else "")
+        return {**summary, "status": "failed", "reason": reason, "output_tail": finished.tail}
+    return {**summary, "status": "ok"}
+
+
 def tests(ctx: Context, limit_s: float) -> dict:
+    started = time.perf_counter()
+    checked = selftest(ctx, limit_s * SELFTEST_SHARE)
+    result = _pytest(ctx, limit_s - (time.perf_counter() - started))
+    result["selftest"] = checked
+    if checked["status"] != "ok":
+        status = "failed" if "failed" in (checked["status"], result["status"]) else "timed_out"
+        reasons = [f"self-test: {checked['reason']}", *([result["reason"]] if result.get("reason") else [])]
+        result.update(status=status, reason="; ".join(reasons))
+    return result
+
+
+def _pytest(ctx: Context, limit_s: float) -> dict:
     files = test_files(ctx.repo, ctx.dry_run)
     outcomes = ctx.runs / "tests.jsonl"
     outcomes.unlink(missing_ok=True)
@@ -277,5 +327,33 @@ def bench(ctx: Context, limit_s: float) -> dict:
     return summary
 
 
-STEPS = {"tests": tests, "torch_compile": torch_compile, "cuda_graphs": cuda_graphs, "head_memory": head_memory, "bench": bench}
-SHARES_S = {"tests": 150, "torch_compile": 100, "cuda_graphs": 40, "head_memory": 25, "bench": 165}  # of the 480 s budget
+# ----- the static model beside the measurements
+
+
+def gpu_model(ctx: Context, limit_s: float) -> dict:
+    """`python -m bench.gpu_model --compare` on the bench step's results: the model's predicted time for every
+    adajudge row measured, on this GPU's SM count and the copy bandwidth each run measured."""
+    results = sorted(ctx.runs.glob("bench-*/results.json"))
+    if ctx.dry_run:
+        return {"status": "skipped", "reason": "a dry run measures no GPU time to set predictions beside"}
+    if not results:
+        return {"status": "skipped", "reason": "no bench results to compare with (the bench step did not run)"}
+    import torch
+
+    props = torch.cuda.get_device_properties(0)
+    path = ctx.runs / "gpu_model_comparison.json"
+    path.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "bench.gpu_model", "--compare", *map(str, results), "--multiprocessors",
+               str(props.multi_processor_count), "--device-name", props.name, "--arch", f"{props.major}{props.minor}",
+               "--json", str(path)]
+    finished = process.run("gpu_model", command, limit_s=limit_s, log=ctx.log, env=ctx.env, cwd=ctx.repo)
+    rows = _read_json(path)
+    if finished.timed_out or finished.returncode != 0 or rows is None:
+        return _crashed(finished, "python -m bench.gpu_model --compare")
+    return {"status": "ok", "rows": rows, "command": " ".join(["python", *command[1:]])}
+
+
+STEPS = {"tests": tests, "torch_compile": torch_compile, "cuda_graphs": cuda_graphs, "head_memory": head_memory, "bench": bench,
+         "gpu_model": gpu_model}
+SHARES_S = {"tests": 150, "torch_compile": 100, "cuda_graphs": 40, "head_memory": 25, "bench": 165,  # of the 480 s budget
+            "gpu_model": 20}

@@ -21,10 +21,20 @@ def _status_lines(report: dict) -> list[str]:
     return lines
 
 
+def _selftest(step: dict) -> list[str]:
+    checked = step.get("selftest") or {}
+    if "rows" not in checked:
+        return []
+    return [f"**self-test** (`{checked['command']}`): {checked['passed']} rows passed, {len(checked['failed'])} failed, "
+            f"{checked['skipped']} skipped; worst error / bound {_num(checked['worst_ratio'], '.3f')}"
+            + "".join(f"\n- FAILED {row}" for row in checked["failed"][:MAX_LISTED])]
+
+
 def _tests(step: dict) -> list[str]:
     if "passed" not in step:
-        return []
-    lines = [f"**tests**: {step['passed']} passed, {step['failed']} failed, {step['errors']} errors, {step['skipped']} skipped"
+        return _selftest(step)
+    lines = [*_selftest(step),
+             f"**tests**: {step['passed']} passed, {step['failed']} failed, {step['errors']} errors, {step['skipped']} skipped"
              f" of {step['collected']} collected ({', '.join(step['files'])})"]
     lines += [f"- FAILED `{f['test']}` ({f['when']}): "
               f"{f['message'].strip().splitlines()[-1][:200] if f['message'].strip() else ''}"
@@ -107,6 +117,22 @@ def _bench(step: dict) -> list[str]:
     return lines
 
 
+def _gpu_model(step: dict) -> list[str]:
+    rows = step.get("rows", [])
+    if not rows:
+        return []
+    lines = ["**measured vs predicted by the static model** (`python -m bench.gpu_model --compare`, this GPU's SMs "
+             "and measured copy bandwidth)", "",
+             "| op | shape | pass | pool forward | measured µs | predicted µs | predicted / measured | limiter (predicted) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        op = f"{r['op']}[{r['variant']}]" if r["variant"] else r["op"]
+        shape = " ".join(f"{k}={v}" for k, v in r["shape"].items())
+        lines.append(f"| {op} | {shape} | {r['pass']} | {r['pool_forward'] or '–'} | {r['measured_us']:.1f} "
+                     f"| {r['predicted_us']:.1f} | {r['predicted_over_measured']:.2f} | {r['limiter']} |")
+    return lines
+
+
 def markdown(report: dict) -> str:
     device = report["device"]
     kind = ("DRY RUN (CPU, toy sizes: no GPU figure)" if report["dry_run"]
@@ -122,7 +148,7 @@ def markdown(report: dict) -> str:
         *_status_lines(report),
     ]
     for section in (_tests(report["tests"]), _torch_compile(report["torch_compile"]), _cuda_graphs(report["cuda_graphs"]),
-                    _head_memory(report["head_memory"]), _bench(report["bench"])):
+                    _head_memory(report["head_memory"]), _bench(report["bench"]), _gpu_model(report.get("gpu_model", {}))):
         if section:
             lines += ["", *section]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,6 @@
+"""`python -m adajudge.selftest` (see `adajudge.selftest`)."""
+import sys
+
+from adajudge.selftest.cli import main
+
+sys.exit(main())
