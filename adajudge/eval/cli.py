@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
             "max_new_tokens", "temperature", "top_p", "num_votes", "prompt", "verdict_rule", "seed")})
         seed = {"seed": args.seed} if args.benchmark == "rewardbench" else {}
         result = score(rows, judge_fn=judge, **seed)
+        settings["device"] = str(model.device)
         scored_by = args.judge
     else:
         model_dir = resolve_model_dir(args.model, console)
