@@ -21,6 +21,7 @@ import torch
 from rich.console import Console
 
 from adajudge.kernels.pool_forward import FORWARD_VARIANT_ENV, FORWARD_VARIANTS, forward_variant
+from adajudge.tables import print_note
 from bench import environment
 from bench.bandwidth import copy_bandwidth
 from bench.cases import IMPLS, OPS, Case
@@ -88,7 +89,7 @@ def _static(args, cases: list[Case], dtype: torch.dtype, plan, console: Console)
     sizes = list(dict.fromkeys(c.shape["D"] for c in cases if "D" in c.shape and c.op != "adajudge_head"))
     report = static_report(sizes[: plan.static_sizes], [dtype])
     state = f"{len(report['rows'])} rows" if report["available"] else f"unavailable: {report['reason']}"
-    console.print(f"Triton static compile report (sm_80/sm_90): {state} [{time.perf_counter() - start:.1f} s]")
+    print_note(console, f"Triton static compile report (sm_80/sm_90): {state} [{time.perf_counter() - start:.1f} s]")
     return report
 
 
@@ -151,17 +152,19 @@ def main(argv: list[str] | None = None) -> int:
         "budget": vars(plan),
         "omitted": [{"op": op, "impl": impl, "reason": reason} for (op, impl), reason in left_out.items()],
     }
-    console.print(f"{len(cases)} cases × {len(args.impls)} impls × {len(args.passes)} passes on {meta['machine_description']}")
+    print_note(console, f"{len(cases)} cases × {len(args.impls)} impls × {len(args.passes)} passes on "
+                        f"{meta['machine_description']}")
     for item in meta["omitted"]:
-        console.print(f"not run: {item['op']} × {item['impl']} ({item['reason']})")
+        print_note(console, f"not run: {item['op']} × {item['impl']} ({item['reason']})")
     plotting = importlib.util.find_spec("matplotlib") is not None
     if not plotting:
-        console.print("plots: skipped (matplotlib missing; pip install matplotlib)")
+        print_note(console, "plots: skipped (matplotlib missing; pip install matplotlib)")
     start_bw = copy_bandwidth(device, plan.copy_bytes)
     static = _static(args, cases, dtype, plan, console)
 
     def progress(index: int, case: Case, seconds: float, records: list[dict]) -> None:
-        console.print(f"[{index + 1}/{len(cases)}] {case.label}  {seconds:.1f} s  (total {time.perf_counter() - started:.0f} s)")
+        print_note(console, f"[{index + 1}/{len(cases)}] {case.label}  {seconds:.1f} s  "
+                            f"(total {time.perf_counter() - started:.0f} s)")
         _write_results(args.out, meta, records, copy={"start": start_bw, "end": None},
                        elapsed_s=time.perf_counter() - started, complete=False)
 
@@ -172,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                                seed=args.seed, omitted=left_out, on_case=progress, deadline=deadline)
     meta["not_run"] = [{"case": label, "reason": f"--time-limit-s {args.time_limit_s:g} reached"} for label in not_run]
     for item in meta["not_run"]:
-        console.print(f"not run: {item['case']} ({item['reason']})")
+        print_note(console, f"not run: {item['case']} ({item['reason']})")
     end_bw = copy_bandwidth(device, plan.copy_bytes)
     meta["static_report"] = None if static is None else {k: static[k] for k in ("available", "reason", "archs", "hidden_sizes")}
     meta["load_average_end"] = environment.machine(device)["load_average"]
@@ -188,5 +191,5 @@ def main(argv: list[str] | None = None) -> int:
         text = markdown(meta, records)
         (args.out / "results.md").write_text(text)
         console.print(text, markup=False, highlight=False, soft_wrap=True)
-    console.print(f"wrote {args.out / 'results.json'}{''.join(', ' + p.name for p in plots)} in {meta['elapsed_s']:.0f} s")
+    print_note(console, f"wrote {args.out / 'results.json'}{''.join(', ' + p.name for p in plots)} in {meta['elapsed_s']:.0f} s")
     return 0

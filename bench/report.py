@@ -1,4 +1,6 @@
-"""Write and show results: `results.json`, a rich table on the terminal, and a markdown table."""
+"""Write and show results: `results.json`, a rich table on the terminal (whole in a log too: no cell is cut),
+and a markdown table. Both tables give each implementation's time as a ratio to eager PyTorch and to
+`torch.compile` of the same reference, measured in the same run."""
 from __future__ import annotations
 
 import json
@@ -7,8 +9,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from adajudge.tables import print_note
+from adajudge.tables import print_table as print_whole_table
+
 SCHEMA = "adajudge-bench/1"
-COLUMNS = ("op", "shape", "pass", "impl", "median ms", "IQR ms", "× eager", "GB/s", "% copy BW", "peak MiB")
+COLUMNS = ("op", "shape", "pass", "impl", "median ms", "IQR ms", "× eager", "× compile", "GB/s", "% copy BW",
+           "peak MiB")
 
 
 def write_json(path: Path, meta: dict, records: list[dict]) -> None:
@@ -32,6 +38,7 @@ def row_cells(record: dict) -> tuple[str, ...]:
         _fmt(record["median_ms"], ".3f"),
         f"{spread['q25_ms']:.3f}–{spread['q75_ms']:.3f}",
         _fmt(record["speedup_vs_eager"], ".2f"),
+        _fmt(record.get("speedup_vs_compile"), ".2f"),
         _fmt(record["gbps"], ".2f"),
         _fmt(None if fraction is None else 100 * fraction, ".0f"),
         _fmt(record["peak_memory_bytes"] / 2**20, ".2f"),
@@ -56,14 +63,16 @@ def headline(meta: dict) -> list[str]:
 
 def print_table(meta: dict, records: list[dict], console: Console | None = None) -> None:
     console = console or Console()
-    table = Table(title="adajudge benchmarks", caption="\n".join(headline(meta)))
+    table = Table(title="adajudge benchmarks")
     for column in COLUMNS:
         table.add_column(column, justify="left" if column in ("op", "shape", "pass", "impl") else "right")
+    for line in headline(meta):
+        print_note(console, line)
     keys = [(r["op"], r["variant"], str(r["shape"]), r["pass"]) for r in records]
     for index, record in enumerate(records):
         last_of_group = index + 1 == len(records) or keys[index + 1] != keys[index]
         table.add_row(*row_cells(record), end_section=last_of_group)
-    console.print(table)
+    print_whole_table(console, table)
 
 
 def markdown(meta: dict, records: list[dict]) -> str:

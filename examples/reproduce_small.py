@@ -9,7 +9,7 @@ What it does, in order:
      rejected responses both fit in `--max-length` tokens (responses are never cut; the prompt is cut from
      the left, `adajudge.data.encoding`);
    - RM-Bench: `--rm-bench-rows` rows of each of `rm-bench-chat.json` and `rm-bench-safety-refuse.json`
-     (scored as two domains, chat and safety; overall = their mean, the official rule);
+     (scored as two domains, chat and safety; avg = their mean, the official rule);
    - JudgeBench: `--judgebench-rows` rows of `judgebench-gpt-4o.jsonl` (reward-model rule, one order).
    Benchmark texts are encoded as `adajudge eval` encodes them (`adajudge.eval.adapter`): prompt cut from the
    left, and a response longer than `--max-length` keeps its last `--max-length` tokens.
@@ -23,7 +23,7 @@ What it does, in order:
    over seeds for each head x loss) and prints the table.
 
 The defaults are sized for a 2-core CPU shared with other jobs (about 25 minutes, of which about half is
-the backbone); see the README section "Small-scale reproduction" for what this scale can and cannot show.
+the backbone); see docs/reproduction.md for what this scale can and cannot show.
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ HEADS = ("last", "mean", "attn", "adajudge")
 LOSSES = {"bt": "BT", "focal": "Focal-BT", "normbt": "NormBT"}
 RM_BENCH_FILES = ("rm-bench-chat.json", "rm-bench-safety-refuse.json")
 JUDGEBENCH_FILE = "judgebench-gpt-4o.jsonl"
-RM_BENCH_FIELDS = ("hard", "normal", "easy", "overall")
+RM_BENCH_FIELDS = ("hard", "normal", "easy", "avg")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -260,7 +260,7 @@ COLUMNS = (
     ("RM-Bench hard", lambda run: run["rm_bench"]["hard"]),
     ("normal", lambda run: run["rm_bench"]["normal"]),
     ("easy", lambda run: run["rm_bench"]["easy"]),
-    ("overall", lambda run: run["rm_bench"]["overall"]),
+    ("avg", lambda run: run["rm_bench"]["avg"]),
     ("JudgeBench", lambda run: run["judgebench"]["overall"]),
     ("train acc", lambda run: run["train_accuracy"]),
 )
@@ -328,7 +328,7 @@ def main(argv=None) -> int:
         for head, loss, seed in tqdm(grid, desc="head x loss x seed", unit="run", disable=not args.progress):
             run = train_and_score(head, loss, seed, train_set, features, rm_rows, jb_rows, args, Path(workdir))
             runs.append(run)
-            tqdm.write(f"{head:8s} {run['loss']:8s} seed {seed}: RM-Bench {run['rm_bench']['overall']:.1f} "
+            tqdm.write(f"{head:8s} {run['loss']:8s} seed {seed}: RM-Bench {run['rm_bench']['avg']:.1f} "
                        f"JudgeBench {run['judgebench']['overall']:.1f} train acc {run['train_accuracy']:.1f} "
                        f"({run['total_seconds']:.0f} s)")
     heads_seconds = time.perf_counter() - heads_started

@@ -18,6 +18,7 @@ from bench.timing import time_cpu
 RECORD_FIELDS = {
     "op", "variant", "impl", "pass", "shape", "dtype", "device", "median_ms", "spread", "gbps",
     "fraction_of_copy_bandwidth", "peak_memory_bytes", "versions", "git_commit", "machine", "speedup_vs_eager",
+    "speedup_vs_compile",
     "bytes_model", "warmup_s", "max_abs_diff_vs_eager",
 }
 
@@ -44,8 +45,14 @@ def _has_rows(records, impls) -> None:
                 assert any(r["op"] == op and r["impl"] == impl and r["pass"] == pass_ for r in records), (op, impl, pass_)
 
 
-def test_tiny_run_writes_records_table_and_plots(tmp_path, restore_threads):
+def test_tiny_run_writes_records_table_and_plots(tmp_path, restore_threads, capsys):
     meta, records = _run(tmp_path, "--impls", "eager,adajudge", "--no-static-report", "--markdown")
+    printed = capsys.readouterr().out  # a log, not a terminal: the table must come out whole
+    header = next(line for line in printed.splitlines() if "median ms" in line)
+    assert "× eager" in header and "× compile" in header and "peak MiB" in header
+    assert "…" not in printed and all(op in printed for op in OPS)
+    [first] = [line for line in printed.splitlines() if " cases × " in line]
+    assert first.endswith("torch threads)")  # a sentence is one line in a log, never wrapped at 80 columns
     for record in records:
         assert RECORD_FIELDS <= set(record), RECORD_FIELDS - set(record)
         assert record["median_ms"] > 0 and record["spread"]["min_ms"] <= record["median_ms"] <= record["spread"]["max_ms"]
@@ -64,6 +71,7 @@ def test_tiny_run_writes_records_table_and_plots(tmp_path, restore_threads):
     for png in ("speedup_vs_size.png", "gbps_vs_size.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| multiview_pool | B=2 D=32 T=16 | forward | adajudge |" in (tmp_path / "results.md").read_text()
+    assert all(r["speedup_vs_compile"] is None for r in records)  # no compile run here; the slow test has one
 
 
 def test_without_matplotlib_a_run_writes_its_results_and_says_the_plots_are_skipped(tmp_path, restore_threads,
@@ -82,6 +90,11 @@ def test_tiny_run_with_compile_and_static_report(tmp_path, restore_threads):
     meta, records = _run(tmp_path)
     _has_rows(records, ("eager", "compile", "adajudge"))
     assert all(r["max_abs_diff_vs_eager"] < 1e-4 for r in records)
+    for record in records:
+        compiled = next(r for r in records if r["impl"] == "compile" and
+                        (r["op"], r["variant"], r["shape"], r["pass"]) ==
+                        (record["op"], record["variant"], record["shape"], record["pass"]))
+        assert record["speedup_vs_compile"] == pytest.approx(compiled["median_ms"] / record["median_ms"])
     assert meta["static_report"]["available"], meta["static_report"]["reason"]
     pool = [r for r in records if r["op"] == "multiview_pool" and r["impl"] == "adajudge" and r["shape"]["T"] == 16]
     assert pool and all(r["triton_static_report"]["rows"] for r in pool)

@@ -74,8 +74,8 @@ def test_hh_transcripts_as_messages_and_text():
             {"role": "assistant", "content": "hello"},
             {"role": "user", "content": "2+2?"},
         ],
-        "chosen": "4",
-        "rejected": "5, surely",
+        "chosen": [{"role": "assistant", "content": "4"}],
+        "rejected": [{"role": "assistant", "content": "5, surely"}],
     }
     [raw] = load_preferences([HH], hh_as_messages=False)
     assert raw["prompt"] == "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: 2+2?\n\nAssistant:"
@@ -136,7 +136,7 @@ def test_hh_rlhf_real_file(shared_data_dir):
     assert len(rows) == 2312
     for row in rows:
         assert row["prompt"][0]["role"] == "user" and row["prompt"][-1]["role"] == "user"
-        assert isinstance(row["chosen"], str) and isinstance(row["rejected"], str)
+        assert [message["role"] for message in row["chosen"] + row["rejected"]] == ["assistant", "assistant"]
     assert rows[0]["prompt"][0]["content"] == "what are some pranks with a pen i can do?"
     raw = load_hh_rlhf(path, as_messages=False, limit=50)
     with gzip.open(path, "rt", encoding="utf-8") as handle:

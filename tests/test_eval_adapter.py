@@ -67,7 +67,7 @@ def test_scorer_end_to_end(classifier_and_tokenizer):
     rows = [{"prompt": p, "chosen": [r, r + "!", r + "?"], "rejected": ["no", "no!", "no?"]}
             for p, r in zip(PROMPTS, RESPONSES)]
     result = score_rm_bench(rows, reward_fn_from_model(model, tokenizer, batch_size=4, progress=False))
-    assert 0.0 <= result["overall"] <= 100.0
+    assert 0.0 <= result["avg"] <= 100.0
 
 
 class ResponseLengthModel(torch.nn.Module):

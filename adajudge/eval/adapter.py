@@ -7,6 +7,7 @@ trained on.
 """
 import inspect
 import warnings
+from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
@@ -16,8 +17,17 @@ from adajudge.data.encoding import ResponseTooLongError, encode_prompt_response,
 from adajudge.validation import check_bool, check_int
 
 
+@dataclass
+class ScoringCounts:
+    """What a model's reward function has scored so far: `responses` pairs, of which `truncated` had a
+    response longer than `max_length` on its own (scored on its last `max_length` tokens)."""
+
+    responses: int = 0
+    truncated: int = 0
+
+
 def reward_fn_from_model(model: torch.nn.Module, tokenizer, *, batch_size: int = 8, max_length: int = 2048,
-                         device: str | torch.device | None = None, progress: bool = True):
+                         device: str | torch.device | None = None, progress: bool = True, warn: bool = True):
     """A `reward_fn(prompts: list[str], responses: list[str]) -> list[float]` backed by `model`.
 
     Each call tokenises every (prompt, response) pair with
@@ -39,10 +49,12 @@ def reward_fn_from_model(model: torch.nn.Module, tokenizer, *, batch_size: int =
         max_length: most tokens per sequence.
         device: where to run; default: the device of the model's first parameter. The model is not moved.
         progress: show a tqdm progress bar per call.
+        warn: warn (`UserWarning`) on each call that truncated a response; False leaves the reporting to the
+            caller, which reads the totals in `reward_fn.counts` (`ScoringCounts`), as `adajudge eval` does.
 
     Example:
         >>> reward_fn = reward_fn_from_model(model, tokenizer, batch_size=16)
-        >>> score_rm_bench(load_rm_bench("rm-bench-chat.json"), reward_fn)["overall"]
+        >>> score_rm_bench(load_rm_bench("rm-bench-chat.json"), reward_fn)["avg"]
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module (a reward model), got {type(model).__name__}")
@@ -52,6 +64,8 @@ def reward_fn_from_model(model: torch.nn.Module, tokenizer, *, batch_size: int =
     batch_size = check_int("batch_size", batch_size, at_least=1)
     max_length = check_int("max_length", max_length, at_least=1)
     check_bool("progress", progress)
+    check_bool("warn", warn)
+    counts = ScoringCounts()
     takes_response_mask = "response_mask" in inspect.signature(model.forward).parameters
     pad_token_id = _pad_token_id(model, tokenizer, finds_last_token_by_pad_id=not takes_response_mask)
     if device is None:
@@ -64,7 +78,9 @@ def reward_fn_from_model(model: torch.nn.Module, tokenizer, *, batch_size: int =
         encoded = [encode_for_scoring(tokenizer, prompt, response, max_length) for prompt, response in zip(prompts, responses)]
         encodings = [encoding for encoding, _ in encoded]
         cut = sum(was_cut for _, was_cut in encoded)
-        if cut:
+        counts.responses += len(encodings)
+        counts.truncated += cut
+        if cut and warn:
             warnings.warn(f"{cut} of {len(encodings)} responses are longer than max_length={max_length} tokens "
                           "on their own; each was scored on its last max_length tokens", stacklevel=2)
         order = sorted(range(len(encodings)), key=lambda index: -len(encodings[index]["input_ids"]))
@@ -88,6 +104,7 @@ def reward_fn_from_model(model: torch.nn.Module, tokenizer, *, batch_size: int =
             model.train(was_training)
         return rewards
 
+    reward_fn.counts = counts
     return reward_fn
 
 

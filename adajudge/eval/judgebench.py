@@ -8,11 +8,13 @@ second decision, made with the answers swapped, is flipped back; each decision e
 games reach the judge in those orders whatever its own settings: a judge that reorders answers itself
 opts in with `judge_in_order` (`adajudge.eval._judge`), so a judge that always prefers the first answer
 shown scores 0. Accuracy = 100 x right / pairs, over all pairs and per source category (the `source`
-prefix: mmlu-pro = knowledge, livebench-reasoning, livebench-math, livecodebench = coding).
+prefix: mmlu-pro = knowledge, livebench-reasoning, livebench-math, livecodebench = coding). Each accuracy
+carries its 95% Wilson score interval (`ci95`, `adajudge.eval.intervals`): every pair is right or wrong.
 """
 from adajudge.eval._judge import JudgeFn, verdicts_in_order
 from adajudge.eval._rewards import DEFAULT_BATCH_SIZE, RewardFn, compute_rewards
 from adajudge.eval._rows import as_rows, text_field
+from adajudge.eval.intervals import wilson
 
 CATEGORIES: tuple[str, ...] = ("mmlu-pro", "livebench-reasoning", "livebench-math", "livecodebench")
 
@@ -35,8 +37,9 @@ def score_judgebench(rows, reward_fn: RewardFn | None = None, judge_fn: JudgeFn 
 
     Returns:
         `{"overall": float, "mmlu-pro": float, "livebench-reasoning": float, "livebench-math": float,
-        "livecodebench": float, "counts": {"overall": pairs, category: pairs}}`; a category with no row is
-        left out. Rows whose source matches no category count in `overall` only.
+        "livecodebench": float, "ci95": {key: [low, high]}, "ci95_method": "wilson", "counts": {"overall":
+        pairs, category: pairs}}`; a category with no row is left out. Rows whose source matches no category
+        count in `overall` only.
     """
     if (reward_fn is None) == (judge_fn is None):
         raise ValueError("reward_fn, judge_fn: expected exactly one (a reward model, one order, or a pairwise "
@@ -55,11 +58,15 @@ def score_judgebench(rows, reward_fn: RewardFn | None = None, judge_fn: JudgeFn 
 
     result = {"overall": 100 * sum(right) / len(right)}
     counts = {"overall": len(right)}
+    ci = {"overall": wilson(sum(right), len(right))}
     for category in CATEGORIES:
         members = [ok for ok, source in zip(right, sources) if source.startswith(category)]
         if members:
             result[category] = 100 * sum(members) / len(members)
             counts[category] = len(members)
+            ci[category] = wilson(sum(members), len(members))
+    result["ci95"] = ci
+    result["ci95_method"] = "wilson"
     result["counts"] = counts
     return result
 

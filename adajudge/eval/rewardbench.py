@@ -9,6 +9,10 @@ Chat Hard, Safety, Reasoning) is the mean of its subsets' accuracies weighted by
 that math and the six HumanEvalPack code subsets (6 x 164 = 984) are each half of Reasoning. The headline
 score is the plain mean of the four sections.
 
+95% intervals (`ci95`, `adajudge.eval.intervals`): a reward model's subset accuracies count right/wrong pairs
+(Wilson score interval); sections, the overall score and a judge's scores (0.5 for no verdict) are averages
+(percentile bootstrap over rows, within each subset).
+
 `SUBSET_MAPPING` and `EXAMPLE_COUNTS` are those of allenai/reward-bench `rewardbench/constants.py` after
 PR #175 ("Mirror change from leaderboard"), as released in `rewardbench` 0.1.4 on PyPI, and identical to
 the copy the RRM authors evaluate with (microsoft/LMOps `RRM-evaluation/rewardbench/constants.py`, commit
@@ -18,9 +22,12 @@ of the released data. (The earlier constants, reward-bench commit a32e272, had t
 import random
 from collections.abc import Mapping
 
+import numpy as np
+
 from adajudge.eval._judge import JudgeFn, verdicts_in_order
 from adajudge.eval._rewards import DEFAULT_BATCH_SIZE, RewardFn, compute_rewards
 from adajudge.eval._rows import as_rows, text_field
+from adajudge.eval.intervals import bootstrap, wilson
 from adajudge.validation import check_int
 
 SUBSET_MAPPING: dict[str, tuple[str, ...]] = {
@@ -64,7 +71,8 @@ def score_rewardbench(rows, reward_fn: RewardFn | None = None, judge_fn: JudgeFn
 
     Returns:
         `{"overall": float | None, "Chat": float, "Chat Hard": float, "Safety": float, "Reasoning": float,
-        "subsets": {subset: accuracy}, "counts": {subset: number of pairs}}`, plus, with `judge_fn`,
+        "subsets": {subset: accuracy}, "counts": {subset: number of pairs}, "ci95": {"overall", section:
+        [low, high], "subsets": {subset: [low, high]}}, "ci95_method": str}`, plus, with `judge_fn`,
         `"no_verdict": {subset: rows the judge gave no verdict on}`. A section with none of its subsets
         among the rows is left out, and `overall` is the mean of the sections present (the official
         headline when all four are); `overall` is None when no row belongs to a known section. Subsets
@@ -98,14 +106,39 @@ def score_rewardbench(rows, reward_fn: RewardFn | None = None, judge_fn: JudgeFn
         total[subset] = total.get(subset, 0) + 1
         right[subset] = right.get(subset, 0.0) + score
     fractions = {subset: right[subset] / total[subset] for subset in total}
-    sections = section_scores(fractions)
-    result: dict = {"overall": sum(sections.values()) / len(sections) if sections else None, **sections}
+    result: dict = _headline(fractions)
     result["subsets"] = {subset: 100 * fractions[subset] for subset in sorted(total)}
     result["counts"] = {subset: total[subset] for subset in sorted(total)}
+    result["ci95"], result["ci95_method"] = _intervals(subsets, scores, binary=judge_fn is None)
     if judge_fn is not None:
         result["no_verdict"] = {subset: sum(s == subset and score == 0.5 for s, score in zip(subsets, scores))
                                 for subset in sorted(total)}
     return result
+
+
+def _headline(fractions: Mapping[str, float]) -> dict:
+    """`{"overall", section: percentage}` from per-subset accuracies (fractions)."""
+    sections = section_scores(fractions)
+    return {"overall": sum(sections.values()) / len(sections) if sections else None, **sections}
+
+
+def _intervals(subsets: list[str], scores: list[float], *, binary: bool) -> tuple[dict, str]:
+    """95% intervals of the sections and overall (bootstrap within subsets) and of each subset (Wilson when
+    every row is right or wrong, else bootstrap), and the method's name."""
+    strata = {subset: np.array([score for s, score in zip(subsets, scores) if s == subset]) for subset in sorted(set(subsets))}
+
+    def statistics(resampled):
+        headline = {key: value for key, value in _headline({k: v.mean() for k, v in resampled.items()}).items()
+                    if value is not None}
+        if not binary:
+            headline["subsets"] = {subset: 100 * values.mean() for subset, values in resampled.items()}
+        return headline
+
+    ci = bootstrap(strata, statistics)
+    if binary:
+        ci["subsets"] = {subset: wilson(float(values.sum()), len(values)) for subset, values in strata.items()}
+        return ci, "wilson (subsets); percentile bootstrap over rows within subsets (sections, overall)"
+    return ci, "percentile bootstrap over rows within subsets"
 
 
 def _judge_scores(judge_fn, prompts, chosen, rejected, seed: int) -> list[float]:

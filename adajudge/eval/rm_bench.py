@@ -8,16 +8,25 @@ mean of the diagonal, easy the mean of the lower triangle; a set of rows scores 
 Over several domains (`scripts/utils.py`: a row belongs to the first of chat, math, code, safety that its
 `domain` starts with, so the safety-refuse and safety-response files are one safety domain), each domain is
 scored on its own rows; the headline hard, normal and easy are each the mean over the domains, and the total
-is the mean of the domains' scores.
+is the mean of the domains' scores. That total is `avg`, as RM-Bench names it (its results tables' "Avg",
+`total_avg_acc` in its code); a domain's own mean of hard, normal and easy is its `avg` too.
+
+Every score carries a 95% interval (`ci95`): a percentile bootstrap over rows, within each domain
+(`adajudge.eval.intervals`), since each row's score averages several comparisons.
 """
 import numpy as np
 
 from adajudge.eval._rewards import DEFAULT_BATCH_SIZE, RewardFn, compute_rewards
 from adajudge.eval._rows import as_rows, text_field, text_list_field
+from adajudge.eval.intervals import bootstrap
 
 STYLES: tuple[str, ...] = ("concise", "detailed_plain", "detailed_markdown")
 
 DOMAINS: tuple[str, ...] = ("chat", "math", "code", "safety")
+
+SCORES: tuple[str, ...] = ("hard", "normal", "easy", "avg")
+
+CI_METHOD = "percentile bootstrap over rows, within each domain (adajudge.eval.intervals)"
 
 
 def score_rm_bench(rows, reward_fn: RewardFn, *, batch_size: int = DEFAULT_BATCH_SIZE) -> dict:
@@ -32,14 +41,15 @@ def score_rm_bench(rows, reward_fn: RewardFn, *, batch_size: int = DEFAULT_BATCH
         batch_size: most (prompt, response) pairs per `reward_fn` call.
 
     Returns:
-        `{"hard", "normal", "easy", "overall": float, "matrix": A as 3 lists of 3 percentages,
-        "counts": {"overall": rows, domain: rows, ...}}`. Rows without a domain are scored as one set.
-        Rows with domains add `"domains": {domain: {"hard", "normal", "easy", "overall", "matrix"}}` (in the
-        order chat, math, code, safety; only the domains present) and `"pooled": {"hard", "normal", "easy",
-        "overall", "matrix"}` over all rows as one set; the top-level `hard`, `normal`, `easy`, `overall`
-        are then the means over the domains (the official headline), and `matrix` the mean of the domains'
-        matrices *(ours: the official code reports no matrix over domains)*. Over a subset of the four
-        domains the means are over the domains present *(ours: the official code needs all four)*.
+        `{"hard", "normal", "easy", "avg": float, "matrix": A as 3 lists of 3 percentages, "ci95": {score:
+        [low, high]}, "ci95_method": str, "counts": {"all": rows, domain: rows, ...}}`. Rows without a
+        domain are scored as one set. Rows with domains add `"domains": {domain: {"hard", "normal", "easy",
+        "avg", "matrix", "ci95"}}` (in the order chat, math, code, safety; only the domains present) and
+        `"pooled": {"hard", "normal", "easy", "avg", "matrix", "ci95"}` over all rows as one set; the
+        top-level `hard`, `normal`, `easy`, `avg` are then the means over the domains (the official
+        headline), and `matrix` the mean of the domains' matrices *(ours: the official code reports no matrix
+        over domains)*. Over a subset of the four domains the means are over the domains present *(ours: the
+        official code needs all four; such a headline is not comparable to the official one)*.
     """
     rows = as_rows(rows)
     domains = _domains(rows)
@@ -57,17 +67,38 @@ def score_rm_bench(rows, reward_fn: RewardFn, *, batch_size: int = DEFAULT_BATCH
     wins = (rewards[:, 0, :, None] > rewards[:, 1, None, :]).astype(np.float64)
 
     if domains is None:
-        return {**_summary(wins.mean(axis=0)), "counts": {"overall": len(rows)}}
+        ci = bootstrap({"all": wins}, lambda strata: _scores(_summary(strata["all"].mean(axis=0))))
+        return {**_summary(wins.mean(axis=0)), "ci95": ci, "ci95_method": CI_METHOD, "counts": {"all": len(rows)}}
     present = [name for name in DOMAINS if name in domains]
     members = {name: np.array([domain == name for domain in domains]) for name in present}
-    by_domain = {name: _summary(wins[member].mean(axis=0)) for name, member in members.items()}
-    result = {key: float(np.mean([by_domain[name][key] for name in present])) for key in ("hard", "normal", "easy")}
-    result["overall"] = float(np.mean([by_domain[name]["overall"] for name in present]))
-    result["matrix"] = np.mean([by_domain[name]["matrix"] for name in present], axis=0).tolist()
-    result["domains"] = by_domain
-    result["pooled"] = _summary(wins.mean(axis=0))
-    result["counts"] = {"overall": len(rows), **{name: int(member.sum()) for name, member in members.items()}}
+    strata = {name: wins[member] for name, member in members.items()}
+    result, by_domain, pooled = _over_domains(strata)
+    ci = bootstrap(strata, lambda resampled: _over_domains_scores(resampled))
+    result["ci95"] = ci["headline"]
+    result["ci95_method"] = CI_METHOD
+    result["domains"] = {name: {**scores, "ci95": ci["domains"][name]} for name, scores in by_domain.items()}
+    result["pooled"] = {**pooled, "ci95": ci["pooled"]}
+    result["counts"] = {"all": len(rows), **{name: int(member.sum()) for name, member in members.items()}}
     return result
+
+
+def _over_domains(strata: dict[str, np.ndarray]) -> tuple[dict, dict, dict]:
+    """(headline, per-domain summaries, pooled summary) of per-domain win arrays `[rows, 3, 3]`."""
+    by_domain = {name: _summary(wins.mean(axis=0)) for name, wins in strata.items()}
+    headline = {key: float(np.mean([scores[key] for scores in by_domain.values()])) for key in SCORES}
+    headline["matrix"] = np.mean([scores["matrix"] for scores in by_domain.values()], axis=0).tolist()
+    pooled = _summary(np.concatenate(list(strata.values())).mean(axis=0))
+    return headline, by_domain, pooled
+
+
+def _over_domains_scores(strata: dict[str, np.ndarray]) -> dict:
+    headline, by_domain, pooled = _over_domains(strata)
+    return {"headline": _scores(headline), "domains": {name: _scores(scores) for name, scores in by_domain.items()},
+            "pooled": _scores(pooled)}
+
+
+def _scores(summary: dict) -> dict:
+    return {key: summary[key] for key in SCORES}
 
 
 def _domains(rows) -> list[str] | None:
@@ -99,6 +130,6 @@ def _summary(matrix: np.ndarray) -> dict:
     normal = np.mean(np.diag(matrix))
     easy = np.sum(np.tril(matrix, -1)) / pairs
     scores = {"hard": float(hard * 100), "normal": float(normal * 100), "easy": float(easy * 100)}
-    scores["overall"] = sum(scores.values()) / len(scores)
+    scores["avg"] = sum(scores.values()) / len(scores)
     scores["matrix"] = (matrix * 100).tolist()
     return scores

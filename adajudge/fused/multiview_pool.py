@@ -218,9 +218,13 @@ def _token_classes(attention_mask, response_mask):
 
 class MultiViewPoolFused(torch.autograd.Function):
     """`multiview_pool` on the fused PyTorch path; packed input is scattered into pieces here and its
-    gradient gathered back."""
+    gradient gathered back. The passes choose their own compute dtype, so an enclosing autocast (mixed
+    precision training, e.g. TRL's default bf16) is switched off inside them: it would run the matmuls in
+    bf16 and hand bf16 partial sums to fp32 accumulators."""
 
     @staticmethod
+    @torch.autocast("cpu", enabled=False)
+    @torch.autocast("cuda", enabled=False)
     def forward(ctx, hidden, attention_mask, response_mask, attn_weight, attn_bias, cu_seqlens):
         response, prompt = _token_classes(attention_mask, response_mask)
         if cu_seqlens is None:
@@ -236,6 +240,8 @@ class MultiViewPoolFused(torch.autograd.Function):
         return views
 
     @staticmethod
+    @torch.autocast("cpu", enabled=False)
+    @torch.autocast("cuda", enabled=False)
     def backward(ctx, grad_views):
         hidden, response, prompt, attn_weight, attn_bias, owner, first, piece, slot, *saved = ctx.saved_tensors
         layout = Pieces(owner=owner, first=first, width=ctx.width, piece=piece, slot=slot)

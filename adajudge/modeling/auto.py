@@ -37,10 +37,15 @@ def register_with_transformers() -> bool:
                       "needs; AdaJudge models are not registered with the Auto classes", stacklevel=3)
         return False
     from transformers import AutoConfig
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-    from adajudge.modeling.configuration import MODEL_TYPE, AdaJudgeConfig
+    from adajudge.modeling.configuration import LEGACY_MODEL_TYPES, MODEL_TYPE, AdaJudgeConfig
 
     AutoConfig.register(MODEL_TYPE, AdaJudgeConfig, exist_ok=True)
+    # The model types of earlier versions map to AdaJudgeConfig too, so their folders still load.
+    # `AutoConfig.register` refuses a name other than the class's `model_type`: the aliases go into its mapping.
+    for legacy in LEGACY_MODEL_TYPES:
+        CONFIG_MAPPING.register(legacy, AdaJudgeConfig, exist_ok=True)
     return True
 
 

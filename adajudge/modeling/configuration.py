@@ -11,13 +11,14 @@ except ImportError:  # 5.17 to 5.19 have only the plain `sub_configs` mapping (a
 HEAD_KINDS = ("adajudge", "last", "mean", "attn")
 INPUT_CONVENTIONS = ("adajudge", "sequence_classification")
 
-# The `model_type` written to config.json. transformers, meeting a model type it does not know, raises
-# "The checkpoint you are trying to load has model type `<model_type>` but Transformers does not recognize
-# this architecture..." (`AutoConfig.from_pretrained`, which `AutoModel*`, `pipeline` and TRL all call first);
-# that quote is the only part of config.json a plain transformers install shows, so the model type itself
-# names what reads the folder *(ours)*. Importing adajudge registers it with AutoConfig, and building an
-# AdaJudgeConfig registers the model with AutoModelForSequenceClassification (`adajudge.modeling.auto`).
-MODEL_TYPE = "adajudge (pip install adajudge, then import adajudge)"
+# The `model_type` written to config.json: a plain identifier, as Hub tags, filters and widgets expect. A
+# transformers install without adajudge stops at it ("...has model type `adajudge` but Transformers does not
+# recognize this architecture"); the folder's model card says what to install. Importing adajudge registers it
+# with AutoConfig, and building an AdaJudgeConfig registers the model (`adajudge.modeling.auto`).
+MODEL_TYPE = "adajudge"
+# Model types that earlier adajudge versions wrote; folders saved with them still load (`adajudge.modeling.auto`),
+# and save again under `MODEL_TYPE`.
+LEGACY_MODEL_TYPES = ("adajudge (pip install adajudge, then import adajudge)",)
 DEFAULT_BACKBONE_TYPE = "llama"
 
 
@@ -65,8 +66,14 @@ class AdaJudgeConfig(PretrainedConfig):
             the real tokens after their last occurrence, the layout `adajudge.data` trains on; a row without
             them is all response. `adajudge train` sets it from the tokenizer.
         training_summary: what the model was trained on, for its model card (`adajudge.modeling.card`), or
-            None: a JSON-able dict with any of `loss` (str), `loss_options` (dict), `data` (list of str),
-            `train_pairs`, `heldout_pairs` (int), `heldout_accuracy` (float), `epochs` (int).
+            None: a JSON-able dict with any of `loss` (str), `loss_options` (dict), `data` (list of file names),
+            `datasets` (list of Hub dataset ids), `train_pairs`, `heldout_pairs` (int), `heldout_accuracy`
+            (float), `epochs` (int).
+        backbone_source: where the backbone came from, for the model card and its Hub metadata
+            (`adajudge.backbones.provenance.BackboneSource.to_dict()`: `name`, `license`, `weights`), or None.
+
+    config.json never holds a local path: the backbone config's `_name_or_path` (the folder it was loaded
+    from) is left out when saving, as transformers leaves out the top-level one.
 
     Example:
         >>> config = AdaJudgeConfig(text_config=LlamaConfig(hidden_size=64), head="last")  # doctest: +SKIP
@@ -87,6 +94,7 @@ class AdaJudgeConfig(PretrainedConfig):
     input_convention: str = "adajudge"
     response_header_ids: list | None = None
     training_summary: dict | None = None
+    backbone_source: dict | None = None
 
     def __post_init__(self, **kwargs):
         from adajudge.modeling.auto import register_model  # the model class, for the Auto classes that read this config
@@ -114,6 +122,8 @@ class AdaJudgeConfig(PretrainedConfig):
             raise TypeError(
                 f"training_summary: expected None or a dict, got {type(self.training_summary).__name__}"
             )
+        if self.backbone_source is not None and not isinstance(self.backbone_source, dict):
+            raise TypeError(f"backbone_source: expected None or a dict, got {type(self.backbone_source).__name__}")
         if not isinstance(self.freeze_backbone, bool):
             raise TypeError(f"freeze_backbone: expected a bool, got {type(self.freeze_backbone).__name__}")
         if self.lora is not None and not isinstance(self.lora, dict):
@@ -125,6 +135,13 @@ class AdaJudgeConfig(PretrainedConfig):
 
         self.__dict__.update(state)
         register_model()
+
+    def to_diff_dict(self) -> dict:
+        """What `save_pretrained` writes: transformers' diff dict without the backbone's `_name_or_path`."""
+        serialized = super().to_diff_dict()
+        if isinstance(serialized.get("text_config"), dict):
+            serialized["text_config"].pop("_name_or_path", None)
+        return serialized
 
     @property
     def backbone_config(self) -> PretrainedConfig:

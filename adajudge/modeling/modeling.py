@@ -15,10 +15,12 @@ import enum
 import inspect
 import json
 import os
+from pathlib import Path
 
 import torch
 from transformers import AutoModel, PreTrainedModel
 
+from adajudge.backbones.provenance import backbone_source
 from adajudge.modeling.card import model_card
 from adajudge.modeling.configuration import HEAD_KINDS, AdaJudgeConfig
 from adajudge.modeling.output import AdaJudgeRewardOutput
@@ -71,6 +73,19 @@ def _mark_initialized(module: torch.nn.Module) -> None:
     that `post_init`'s weight initialisation (and `initialize_weights` below) leaves their values alone."""
     for part in [*module.modules(), *module.parameters(), *module.buffers()]:
         part._is_hf_initialized = True
+
+
+def _check_model_folder(name_or_path) -> None:
+    """Raise a clear OSError for a local folder without config.json, naming the subfolder that holds a
+    model when there is one (`adajudge train` writes `OUTPUT_DIR/model/`)."""
+    folder = Path(name_or_path) if isinstance(name_or_path, (str, os.PathLike)) else None
+    if folder is None or not folder.is_dir() or (folder / "config.json").is_file():
+        return
+    inner = [child for child in sorted(folder.iterdir()) if (child / "config.json").is_file()]
+    hint = (f"; the model is in {inner[0]} (`adajudge train` saves it in OUTPUT_DIR/model/): load that folder"
+            if inner else "")
+    raise OSError(f"pretrained_model_name_or_path: expected a save_pretrained folder with a config.json, got "
+                  f"{folder} (no config.json there{hint})")
 
 
 class AdaJudgeForRewardModeling(PreTrainedModel):
@@ -163,8 +178,10 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
             head_options=dict(head_options),
             freeze_backbone=freeze_backbone,
             pad_token_id=backbone.config.pad_token_id,
+            backbone_source=backbone_source(name_or_path).to_dict(),
         )
-        # Tools that take a model object find its tokenizer here (`pipeline`, TRL's reward models).
+        # Tools that take a model object find its tokenizer here (`pipeline`, TRL's reward models); it stays in
+        # memory (transformers does not write it to config.json).
         config._name_or_path = str(name_or_path)
         model = cls(config, backbone=backbone)
         if lora_dict is not None:
@@ -181,7 +198,13 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
           at arbitrary byte offsets, and CPU kernels vectorise unaligned data differently, which changes
           results in the last bit. After the copy, rewards are bit-identical to the saved model's.
         - `config.freeze_backbone`/`config.lora` are re-applied (loading resets `requires_grad`).
+
+        Raises:
+            OSError: the folder has no config.json; when it is an `adajudge train` output folder, the message
+                names its `model/` subfolder, which holds the model.
         """
+        if args:
+            _check_model_folder(args[0])
         model = super().from_pretrained(*args, **kwargs)
         _copy_out_of_memory_map(model)
         model._set_trainable()
@@ -194,8 +217,7 @@ class AdaJudgeForRewardModeling(PreTrainedModel):
         (`tokenizer.save_pretrained(save_directory)`), as with any transformers model."""
         if kwargs.get("is_main_process", True):
             os.makedirs(save_directory, exist_ok=True)
-            with open(os.path.join(save_directory, "README.md"), "w", encoding="utf-8") as card:
-                card.write(model_card(self))
+            model_card(self).save(os.path.join(save_directory, "README.md"))
         super().save_pretrained(save_directory, *args, **kwargs)
 
     def _inject_lora(self, lora: dict) -> None:

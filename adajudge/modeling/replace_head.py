@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from transformers import MODEL_MAPPING, PreTrainedModel
 
+from adajudge.backbones.provenance import backbone_source
 from adajudge.modeling.configuration import HEAD_KINDS, AdaJudgeConfig
 from adajudge.modeling.modeling import AdaJudgeForRewardModeling
 from adajudge.modeling.output import AdaJudgeRewardOutput
@@ -96,6 +97,7 @@ class RewardHeadMixin:
             head_options=dict(options),
             pad_token_id=self.config.get_text_config().pad_token_id,
             input_convention="sequence_classification",
+            backbone_source=backbone_source(self.config._name_or_path).to_dict(),
         )
         config._name_or_path = self.config._name_or_path
         return AdaJudgeForRewardModeling(config, backbone=backbone, head=self.score)
@@ -109,10 +111,18 @@ _REPLACED_CLASSES: dict[type, type] = {}
 
 
 def _replaced_class(cls: type) -> type:
+    """The subclass of `cls` whose forward runs the adajudge head, one per class.
+
+    It keeps `cls`'s name (its module, `adajudge.modeling.replace_head`, tells them apart): transformers
+    recognises models by class name (`Pipeline.check_model_type` compares `type(model).__name__` with the
+    task's supported classes), and the replaced model takes the original's inputs and gives its outputs, so a
+    `pipeline` over it should accept it as the original class, not log every supported class name.
+    """
     if issubclass(cls, RewardHeadMixin):
         return cls
     if cls not in _REPLACED_CLASSES:
-        _REPLACED_CLASSES[cls] = type(f"{cls.__name__}WithRewardHead", (RewardHeadMixin, cls), {})
+        _REPLACED_CLASSES[cls] = type(cls.__name__, (RewardHeadMixin, cls),
+                                      {"__module__": __name__, "__qualname__": cls.__qualname__})
     return _REPLACED_CLASSES[cls]
 
 
@@ -142,7 +152,8 @@ def replace_reward_head(model: PreTrainedModel, head: str = "last", **head_optio
         raise TypeError(f"model: expected a transformers PreTrainedModel, got {type(model).__name__}")
     score = getattr(model, "score", None)
     if isinstance(model, RewardHeadMixin):
-        raise ValueError(f"model: its score head was already replaced ({type(model).__name__})")
+        raise ValueError(f"model: its score head was already replaced ({type(model).__module__}."
+                         f"{type(model).__qualname__})")
     if not isinstance(score, nn.Linear):
         raise TypeError(
             f"model: expected a *ForSequenceClassification with a linear `score` layer, got "

@@ -12,7 +12,9 @@ renders prompts with `--tokenizer` (default: the model's name) and keeps `--conc
 The tournament is a knockout (N - 1 comparisons) or an ELO round-robin (N (N - 1) / 2). The JSON report (to
 `--out`, else stdout) holds, per question, the winner, the bracket or the ratings, and every match with each
 vote's verdict, answer order, reasoning length in tokens and, for a request that failed, its error
-(`--include-text` adds the generated texts); a summary table goes to stderr.
+(`--include-text` adds the generated texts) and why a vote has no verdict. A table goes to stderr: each
+question's winner, marked "(coin flip)" when a coin decided one of its matches (no vote had a verdict),
+then a summary table and a warning naming how many votes had no verdict and why.
 """
 import argparse
 import json
@@ -24,7 +26,7 @@ from adajudge.validation import check_float, check_int
 
 from .prompt import DEFAULT_PROMPT, RRM_PROMPT
 from .tournaments import METHODS, EloRatings, Match, best_of_n
-from .verdict import VERDICT_RULES
+from .verdict import NO_VERDICT_REASONS, VERDICT_RULES
 
 PROMPTS = {"default": DEFAULT_PROMPT, "rrm": RRM_PROMPT}
 
@@ -156,26 +158,35 @@ def build_judge(args: argparse.Namespace):
 
 
 def match_record(match: Match, include_text: bool) -> dict:
-    """A match as JSON: who met, the verdict (1: `first` won), the winner, and each vote's details (a failed
-    request's `error` among them)."""
+    """A match as JSON: who met, the verdict (1: `first` won), the winner, whether a coin decided it, and each
+    vote's details (why it has no verdict, a failed request's `error`)."""
     record = {"first": match.first, "second": match.second, "verdict": match.verdict, "winner": match.winner,
               "coin_flip": match.coin_flip}
     votes = []
     for vote in match.record.votes:
         entry = {"verdict": vote.verdict, "shown_verdict": vote.shown_verdict, "swapped": vote.swapped,
-                 "reasoning_tokens": vote.num_tokens, "truncated": vote.truncated}
+                 "reasoning_tokens": vote.num_tokens, "truncated": vote.truncated,
+                 "no_verdict_reason": vote.no_verdict_reason}
         if vote.error is not None:
             entry["error"] = vote.error
         votes.append({**entry, "text": vote.text} if include_text else entry)
     return {**record, "votes": votes}
 
 
+def winner_by_coin_flip(result) -> bool:
+    """Whether a coin flip decided at least one match the winner played *(ours)*: in a knockout the winner
+    then advanced by chance at least once; in ELO a coin moved its rating."""
+    return any(match.coin_flip and result.winner in (match.first, match.second) for match in result.matches)
+
+
 def item_report(index: int, row: dict, result, include_text: bool) -> dict:
     """One question's report: its line's keys (the candidates' texts only with `include_text`) and the
-    tournament: the winner (an index into the candidates) and the bracket or the ratings."""
+    tournament: the winner (an index into the candidates), whether a coin flip decided one of its matches,
+    and the bracket or the ratings."""
     report = {"index": index, **{key: value for key, value in row.items() if include_text or key != "candidates"}}
     report.update(num_candidates=len(row["candidates"]), winner=result.winner,
-                  comparisons=result.num_comparisons)
+                  winner_by_coin_flip=winner_by_coin_flip(result), comparisons=result.num_comparisons,
+                  coin_flips=sum(match.coin_flip for match in result.matches))
     if isinstance(result, EloRatings):
         matches = [match_record(match, include_text) for match in result.matches]
         return {**report, "ratings": list(result.ratings), "ranking": result.ranking, "matches": matches}
@@ -185,24 +196,91 @@ def item_report(index: int, row: dict, result, include_text: bool) -> dict:
 
 
 def summarize(results) -> dict:
-    """Counts over every vote of every question: how many had no verdict, were cut off, failed (a server
-    request that still failed after its retries), their lengths."""
+    """Counts over every vote of every question: how many had no verdict and why, were cut off, failed (a
+    server request that still failed after its retries), their lengths; how many matches and winners a coin
+    flip decided."""
     votes = [vote for result in results for match in result.matches for vote in match.record.votes]
+    reasons = {code: sum(vote.no_verdict_reason == code for vote in votes) for code in NO_VERDICT_REASONS}
     return {
         "questions": len(results),
         "comparisons": sum(result.num_comparisons for result in results),
         "coin_flips": sum(match.coin_flip for result in results for match in result.matches),
+        "winners_by_coin_flip": sum(winner_by_coin_flip(result) for result in results),
         "votes": len(votes),
         "votes_without_verdict": sum(vote.verdict is None for vote in votes),
+        "no_verdict_reasons": {code: number for code, number in reasons.items() if number},
         "votes_truncated": sum(vote.truncated for vote in votes),
         "votes_failed": sum(vote.error is not None for vote in votes),
         "mean_reasoning_tokens": sum(vote.num_tokens for vote in votes) / len(votes) if votes else 0.0,
     }
 
 
+def no_verdict_warning(summary: dict, max_new_tokens: int) -> str | None:
+    """One line saying how many votes had no verdict and why, and what the coin flips decided; None when
+    every vote had one."""
+    missing = summary["votes_without_verdict"]
+    if not missing:
+        return None
+    reasons = ", ".join(
+        f"{NO_VERDICT_REASONS[code].replace('the token limit', f'{max_new_tokens} tokens')}: {number}"
+        for code, number in summary["no_verdict_reasons"].items())
+    return (f"warning: {missing} of {summary['votes']} votes had no verdict ({reasons}); a coin flip decided "
+            f"{summary['coin_flips']} of {summary['comparisons']} matches and {summary['winners_by_coin_flip']} of "
+            f"{summary['questions']} winners (marked 'coin flip' above)")
+
+
+def judge_name(model: str) -> str:
+    """The judge model as people name it: a served model's name, or a folder's Hub name when it records one
+    (`adajudge.backbones.provenance`), else the folder's own name."""
+    from adajudge.backbones.provenance import backbone_source
+
+    name = backbone_source(model).name if Path(model).is_dir() else None
+    return name.rsplit("/", 1)[-1] if name else Path(model).name if Path(model).is_dir() else model
+
+
+def print_report(console, report: dict, items: list[dict], title: str) -> None:
+    """The tables a person reads: one row per question (a winner a coin flip decided is marked), then the
+    summary, then the no-verdict warning."""
+    from rich.table import Table
+
+    from adajudge.tables import print_note, print_table
+
+    table = Table(title=title)
+    for column, justify in (("#", "right"), ("question", "left"), ("candidates", "right"), ("winner", "left"),
+                            ("comparisons", "right"), ("coin flips", "right")):
+        table.add_column(column, justify=justify)
+    for row, item in zip(items, report["items"]):
+        winner = f"{item['winner']} (coin flip)" if item["winner_by_coin_flip"] else str(item["winner"])
+        table.add_row(str(item["index"]), row["question"][:60], str(item["num_candidates"]), winner,
+                      str(item["comparisons"]), str(item["coin_flips"]))
+    print_table(console, table)
+    summary = report["summary"]
+    rows = [
+        ("questions", summary["questions"]),
+        ("comparisons (matches)", summary["comparisons"]),
+        ("matches decided by a coin flip", summary["coin_flips"]),
+        ("winners decided by a coin flip", summary["winners_by_coin_flip"]),
+        ("votes", summary["votes"]),
+        ("votes without a verdict", summary["votes_without_verdict"]),
+        *((f"  {NO_VERDICT_REASONS[code]}", number) for code, number in summary["no_verdict_reasons"].items()),
+        ("votes truncated", summary["votes_truncated"]),
+        ("votes whose request failed", summary["votes_failed"]),
+        ("mean reasoning tokens", f"{summary['mean_reasoning_tokens']:.1f}"),
+        ("seconds", f"{summary['seconds']:.1f}"),
+    ]
+    totals = Table(title="summary", show_header=False)
+    totals.add_column("")
+    totals.add_column("", justify="right")
+    for name, value in rows:
+        totals.add_row(name, str(value))
+    print_table(console, totals)
+    warning = no_verdict_warning(summary, report["settings"]["max_new_tokens"])
+    if warning is not None:
+        print_note(console, warning, style="yellow")
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
     from tqdm.auto import tqdm
 
     from .openai_engine import ServerError
@@ -232,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = {key: getattr(args, key) for key in ("method", "max_new_tokens", "temperature", "top_p", "num_votes",
                                                     "prompt", "verdict_rule", "k_factor", "seed", "batch_size",
-                                                    "dtype")}
+                                                    "dtype", "limit")}
     report = {
         **about, "data": str(args.data), "settings": settings,
         "summary": {**summarize(results), "seconds": round(seconds, 3)},
@@ -246,15 +324,8 @@ def run(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
 
-    table = Table(title=f"best-of-N, {args.method}, judge {Path(about['model']).name}")
-    for column in ("#", "question", "candidates", "winner", "comparisons"):
-        table.add_column(column)
-    for index, (row, result) in enumerate(zip(items, results)):
-        table.add_row(str(index), row["question"][:60], str(len(row["candidates"])), str(result.winner),
-                      str(result.num_comparisons))
     console = Console(stderr=True)
-    console.print(table)
-    console.print(report["summary"])
+    print_report(console, report, items, f"best-of-N, {args.method}, judge {judge_name(about['model'])}")
     if args.out is not None:
         console.print(f"wrote {args.out}")
     return 0

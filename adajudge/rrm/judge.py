@@ -29,7 +29,7 @@ from transformers import GenerationConfig
 from adajudge.validation import check_bool, check_choice, check_float, check_int
 
 from .prompt import DEFAULT_PROMPT, as_template, encode_rendered, render_comparison
-from .verdict import VERDICT_RULES, Verdict, opens_think_block, parse_verdict, split_reasoning
+from .verdict import VERDICT_RULES, Verdict, no_verdict_reason, opens_think_block, parse_verdict, split_reasoning
 
 
 class Generation(NamedTuple):
@@ -49,7 +49,8 @@ class Vote:
     the answers (they differ when ``swapped``). ``num_tokens``: generated tokens before the stop token,
     the reasoning length counted against ``max_new_tokens``; ``truncated``: the budget ran out first;
     ``think_opened``: the prompt opened a think block for the reply; ``error``: why the engine got no reply
-    (then there is no verdict)."""
+    (then there is no verdict); ``no_verdict_reason``: why there is no verdict (a code of
+    ``adajudge.rrm.verdict.NO_VERDICT_REASONS``), None when there is one."""
 
     verdict: Verdict
     shown_verdict: Verdict
@@ -59,6 +60,7 @@ class Vote:
     truncated: bool
     think_opened: bool = False
     error: str | None = None
+    no_verdict_reason: str | None = None
 
     @property
     def reasoning(self) -> str:
@@ -221,7 +223,15 @@ class PairwiseJudge:
         failed = error is not None  # the engine got no reply (a server request that failed after its retries)
         shown = None if cut_off or failed else parse_verdict(text, think_opened=think_opened, lenient=lenient)
         verdict = {1: 2, 2: 1}.get(shown) if swapped else shown
-        return Vote(verdict, shown, swapped, text, num_tokens, truncated, think_opened, error)
+        if failed:
+            reason = "request_failed"
+        elif shown is None and truncated:
+            reason = "truncated"
+        elif shown is None:
+            reason = no_verdict_reason(text, think_opened=think_opened, lenient=lenient)
+        else:
+            reason = None
+        return Vote(verdict, shown, swapped, text, num_tokens, truncated, think_opened, error, reason)
 
     def encode_prompt(self, question: str, answer_1: str, answer_2: str) -> tuple:
         """``(prompt, think_opened)`` of one vote: what ``generate`` receives (here the token ids of the
@@ -234,7 +244,7 @@ class PairwiseJudge:
     def generate(self, prompts: list[list[int]]) -> list[Generation]:
         """One ``Generation`` per prompt (token ids), in the given order: the only step that touches the
         engine. transformers ``generate`` here, ``batch_size`` left-padded prompts per call, sorted by
-        length; a subclass may override it to generate elsewhere (``ServerJudge``; README "Scaling out")."""
+        length; a subclass may override it to generate elsewhere (``ServerJudge``; docs/judge.md)."""
         device = self.model.device
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         results: list[Generation] = [Generation("", 0, False)] * len(prompts)

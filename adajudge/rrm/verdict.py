@@ -16,6 +16,10 @@ all conclusion *(ours: the official evaluation always opens a think block)*. A g
 token budget has no verdict either (the official evaluation counts it as an error); that rule needs the
 generation's length and is applied by ``PairwiseJudge``.
 
+Every vote without a verdict records why (``no_verdict_reason``, one of ``NO_VERDICT_REASONS``): the request
+failed, the reply was truncated at the token limit, the reasoning never closed its think block, the
+conclusion holds no ``\\boxed{...}``, or the box's content is not a candidate (``Assistant 1``/``2``).
+
 ``lenient=True`` *(ours)* reads more replies: the conclusion follows the last ``</think>``, the last
 closed box counts (whitespace allowed before its brace), and its content may carry whitespace
 (``\\boxed{ Assistant  2 }`` is 2).
@@ -32,6 +36,15 @@ BOXED = "\\boxed"
 Verdict = Literal[1, 2] | None
 
 VERDICT_RULES: tuple[str, ...] = ("official", "lenient")
+
+# Why a vote has no verdict: code (as reports record it) -> what it means.
+NO_VERDICT_REASONS: dict[str, str] = {
+    "request_failed": "the request failed",
+    "truncated": "truncated at the token limit",
+    "no_think_end": "reasoning never closed (no </think>)",
+    "no_boxed": "no \\boxed{} in the conclusion",
+    "not_a_candidate": "\\boxed{} content not a candidate",
+}
 
 _OFFICIAL_CONTENTS = {"Assistant 1": 1, "Assistant 2": 2}
 _BOX_OPEN = re.compile(r"\\boxed\s*\{")
@@ -87,6 +100,23 @@ def boxed_contents(text: str) -> list[str]:
                 contents.append(text[start:position])
                 break
     return contents
+
+
+def no_verdict_reason(text: str, *, think_opened: bool = False, lenient: bool = False) -> str | None:
+    """Why ``parse_verdict`` finds no verdict in ``text`` (a code of ``NO_VERDICT_REASONS``: ``"no_think_end"``,
+    ``"no_boxed"`` or ``"not_a_candidate"``), or None when it finds one. Same arguments as ``parse_verdict``;
+    the reasons that need more than the text (a failed request, a truncated reply) are the judge's.
+
+    >>> no_verdict_reason("I prefer the first answer.")
+    'no_boxed'
+    """
+    if parse_verdict(text, think_opened=think_opened, lenient=lenient) is not None:
+        return None
+    _, conclusion = split_reasoning(text, think_opened=think_opened, lenient=lenient)
+    if conclusion is None:
+        return "no_think_end"
+    boxed = boxed_contents(conclusion) if lenient else last_box(conclusion)
+    return "no_boxed" if not boxed else "not_a_candidate"
 
 
 def parse_verdict(text: str, *, think_opened: bool = False, lenient: bool = False) -> Verdict:

@@ -118,11 +118,15 @@ def cached_features(model, collator, pairs, folder, *, name: str, settings: dict
 
 def training_summary(settings: dict, history: dict, train_pairs: int, heldout_pairs: int) -> dict:
     """What the model card records of a finished run (`AdaJudgeConfig.training_summary`)."""
+    from adajudge.data.loaders import hub_dataset_id
+
     last = history["epochs"][-1] if history["epochs"] else {}
+    datasets = [hub_dataset_id(path) for path in settings["data"]]
     return {
         "loss": settings["loss"],
         "loss_options": settings["loss_options"],
         "data": [Path(path).name for path in settings["data"]],
+        "datasets": sorted({name for name in datasets if name}) or None,
         "train_pairs": train_pairs,
         "epochs": settings["epochs"],
         "heldout_pairs": heldout_pairs,
@@ -239,7 +243,8 @@ def run(args) -> int:
         if history["finished"]:
             tokenizer.save_pretrained(output_dir / "model")
         last = history["epochs"][-1] if history["epochs"] else None
-        accuracy = "n/a" if last is None or last["accuracy"] is None else f"{last['accuracy']:.3f}"
+        accuracy = ("n/a" if last is None or last["accuracy"] is None
+                    else f"{last['accuracy']:.3f} ({round(last['accuracy'] * last['pairs'])} of {last['pairs']})")
         state = "finished" if history["finished"] else f"stopped after step {history['steps'][-1]['step']} (--resume continues)"
         print(f"adajudge train: {state}; held-out accuracy {accuracy}; log {log_path}; plot {plot_path}")
     return 0

@@ -38,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars (default on)")
 
 
+def accuracy_with_count(result: dict) -> str:
+    """`0.250 (1 of 4)`: an accuracy with the pairs it was measured on, so a reader sees how much it can vary."""
+    return f"{result['accuracy']:.3f} ({result['right']} of {result['pairs']})"
+
+
 def demo_backbone(name: str) -> tuple[Path, str]:
     """(folder, label) of the demo backbone; 'smollm2' falls back to the tiny one with a printed notice."""
     from adajudge.backbones.smollm2 import cache_root, smollm2_dir
@@ -116,7 +121,8 @@ def run(args) -> int:
             description=name,
         )
         final = histories[name]["epochs"][-1]
-        summary[name] = {"accuracy": final["accuracy"], "seconds": time.perf_counter() - run_started}
+        summary[name] = {"accuracy": final["accuracy"], "right": round(final["accuracy"] * final["pairs"]),
+                         "pairs": final["pairs"], "seconds": time.perf_counter() - run_started}
 
     batch = collate_features([train_set[i] for i in range(min(8, len(train_set)))])
     speed = head_speed(features.hidden_size, DEMO_HEAD_OPTIONS, batch, repeats=args.speed_repeats)
@@ -128,7 +134,7 @@ def run(args) -> int:
 
     print(f"\nheld-out accuracy on {len(eval_set)} pairs with unseen prompts ({label} features, {args.epochs} epochs):")
     for name, result in summary.items():
-        print(f"  {name:32s} {result['accuracy']:.3f}   (trained in {result['seconds']:.1f} s)")
+        print(f"  {name:32s} {accuracy_with_count(result)}   (trained in {result['seconds']:.1f} s)")
     B, T, D = speed["shape"]
     print(f"AdaJudgeHead forward+backward on {speed['device']} (B={B}, T={T}, D={D}), median of {args.speed_repeats}: "
           f"fused (backend='auto') {speed['auto'] * 1e3:.1f} ms, reference {speed['reference'] * 1e3:.1f} ms, "

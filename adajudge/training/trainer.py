@@ -13,15 +13,22 @@ adds what the plain trainer cannot pass:
 - padding-free batches (`packing=True`): `PackedPreferenceCollator` packs whole sequences into rows, and the
   model runs them without padding (docs/packing.md); the logs then count real and padded-equivalent tokens.
 
+The model handed back scores as its saved folder does: under mixed precision (TRL's default `bf16=True`)
+accelerate wraps `model.forward` in an autocast context while the trainer runs, and the plain trainer leaves
+that wrapper on the model after `train()` / `evaluate()` (its rewards then differ from the reloaded model's
+by bf16 rounding); this trainer takes it off again when each returns.
+
 NormBT's running mean distance is saved with each checkpoint (`loss.safetensors`) and restored on resume;
 the loss follows the model's mode, so evaluation (eval mode) never moves it. Reward centering comes either
 from TRL (`args.center_rewards_coefficient`) or from the loss (`center_coef`), never both. Under FSDP
 (`adajudge.training.sharding.request_fsdp()` or `accelerate launch` with an FSDP2 config) it trains sharded
 with the same accelerate configuration as `adajudge train --fsdp`, on CPU processes too.
 """
+import contextlib
 import os
 
 import torch
+from accelerate.utils import extract_model_from_parallel
 from safetensors.torch import load_file, save_file
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import RewardTrainer
@@ -119,6 +126,28 @@ class AdaJudgeRewardTrainer(RewardTrainer):
             processing_class=processing_class,
             **kwargs,
         )
+
+    def train(self, *args, **kwargs):
+        """`trl.RewardTrainer.train`, then the model's own forward back (module docstring)."""
+        with self._handing_back_the_model():
+            return super().train(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        """`trl.RewardTrainer.evaluate`, then the model's own forward back (module docstring)."""
+        with self._handing_back_the_model():
+            return super().evaluate(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def _handing_back_the_model(self):
+        """Run a `train`/`evaluate` call; when the outermost one returns (an evaluation inside training must
+        keep the wrapper), undo accelerate's mixed-precision wrapper of `self.model.forward`, in place."""
+        self._calls_running = getattr(self, "_calls_running", 0) + 1
+        try:
+            yield
+        finally:
+            self._calls_running -= 1
+            if not self._calls_running:
+                extract_model_from_parallel(self.model, keep_fp32_wrapper=False)
 
     def create_accelerator_and_postprocess(self):
         super().create_accelerator_and_postprocess()
