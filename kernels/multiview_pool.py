@@ -21,7 +21,8 @@ accumulators in registers. Reads `hidden` twice.
 Both end in a combine kernel, one program per (row, D tile): it merges every split's statistics and partial
 accumulators in one [BLOCK_S, BLOCK_D] step (per-lane running maxima, no reduction inside its loop), divides
 by the counts, gathers the last response token, and writes [B, 4, D] in hidden's dtype plus what the
-backward needs: z_A fp32, lse = m + log l, counts, τ.
+backward needs: z_A fp32, lse = (m, log l) kept apart, counts, τ (β_t = exp((a_t − m) − log l): a_t − m is
+exact for the tokens that carry the weight, where a rounded m + log l would cost |a|·2⁻²⁴ of every β).
 
 DRAM bytes per row (e: element size of hidden; T tokens, D hidden size, S splits, at least MIN_SPLIT_TOKENS
 tokens each, so the partials are at most 24/(MIN_SPLIT_TOKENS·e) of hidden's bytes):
@@ -365,7 +366,7 @@ def multiview_pool_accumulate_kernel(
         kind = tl.load(kinds + token0 + offs_t, mask=mask_t, other=PADDING_TOKEN)  # [BLOCK_T]
         is_response = kind == RESPONSE_TOKEN
         a = tl.load(scores + token0 + offs_t, mask=mask_t, other=0.0)
-        p = tl.where(is_response, tl.exp(a - m_ref), 0.0)
+        p = tl.exp(tl.where(is_response, a - m_ref, float("-inf")))  # other tokens' scores may exceed the max
         token_offsets = hidden0 + offs_t.to(tl.int64)[:, None] * stride_ht
         # [BLOCK_T, BLOCK_D]
         h = tl.load(hidden + token_offsets + offs_d[None, :], mask=(kind != PADDING_TOKEN)[:, None] & mask_d[None, :],
@@ -466,7 +467,8 @@ def multiview_pool_combine_kernel(
     tl.store(out + VIEW_PROMPT * D + offs_d, z_prompt.to(views.dtype.element_ty), mask=mask_d)
     tl.store(z_attn + i_b.to(tl.int64) * D + offs_d, z_att, mask=mask_d)
     if i_d == 0:
-        tl.store(lse + i_b, tl.where(l_total > 0, m_row + tl.log(tl.where(l_total > 0, l_total, 1.0)), float("-inf")))
+        tl.store(lse + i_b * 2, m_row)
+        tl.store(lse + i_b * 2 + 1, tl.log(tl.where(l_total > 0, l_total, 1.0)))  # no response token: β = 0 anyway
         tl.store(counts + i_b * 2, n_r)
         tl.store(counts + i_b * 2 + 1, n_p)
         tl.store(last_index + i_b, tau.to(tl.int32))
@@ -486,7 +488,7 @@ def _row_dot(x, y, stride_y, D, BLOCK_D: tl.constexpr):
     return total
 
 
-# Backward (docs/design.md §3). With β_t = exp(a_t − lse)·[t∈R] and upstream dz = (dz_L, dz_M, dz_A, dz_P):
+# Backward (docs/design.md §3). With β_t = exp((a_t − m) − log l)·[t∈R] and upstream dz = (dz_L, dz_M, dz_A, dz_P):
 #   z_A = Σ β_t h_t,  ∂a_t/∂h_t = w_a,  ∂β_t/∂a_s = β_t([t=s] − β_s)
 #   so  <dz_A, ∂z_A/∂a_t> = β_t (<h_t, dz_A> − <z_A, dz_A>) =: g_t
 #   dH_t = [t=τ]·dz_L + [t∈R]/|R|·dz_M + β_t·dz_A + g_t·w_a + [t∈P]/|P|·dz_P
@@ -499,9 +501,10 @@ def _row_dot(x, y, stride_y, D, BLOCK_D: tl.constexpr):
 # take every num_programs-th (row, split) work item for one D tile, so the dw_a partial rows are
 # [programs, D] whatever the batch; `multiview_pool_dw_kernel` sums them in a fixed order.
 @triton.jit
-def _bwd_block(h, kind, a_column, q_column, offs_t, end, d_hidden, token0, D, offs_d, mask_d, dz_a, dz_m, dz_p, w, row_lse, z_dot,
-               tau, dw, db, beta_tau, g_tau, HAS_Q: tl.constexpr, WRITE_D_HIDDEN: tl.constexpr):
-    """One block of the backward: g_t, dw_a and db_a, and (WRITE_D_HIDDEN) the block's dH rows."""
+def _bwd_block(h, kind, a_column, q_column, offs_t, end, d_hidden, token0, D, offs_d, mask_d, dz_a, dz_m, dz_p, w, row_max,
+               row_log_sum, z_dot, tau, dw, g_sum, beta_tau, g_tau, HAS_Q: tl.constexpr, WRITE_D_HIDDEN: tl.constexpr):
+    """One block of the backward: g_t, Σ g_t h_t into dw, Σ g_t into g_sum, and (WRITE_D_HIDDEN) the block's dH
+    rows."""
     is_response = kind == RESPONSE_TOKEN  # [BLOCK_T, 1]
     responds = tl.max(is_response.to(tl.int32), axis=1) > 0  # [BLOCK_T]
     h_response = tl.where(is_response, h.to(tl.float32), 0.0)
@@ -509,9 +512,10 @@ def _bwd_block(h, kind, a_column, q_column, offs_t, end, d_hidden, token0, D, of
         q = tl.max(q_column, axis=1)  # a reduction over one column: free
     else:
         q = tl.sum(h_response * dz_a[None, :], axis=1)
-    beta = tl.where(responds, tl.exp(tl.max(a_column, axis=1) - row_lse), 0.0)
+    # (a − m) first: exact where β matters; exp(−inf) = 0 for the other tokens, whose scores may pass m
+    beta = tl.exp(tl.where(responds, (tl.max(a_column, axis=1) - row_max) - row_log_sum, float("-inf")))
     g = tl.where(responds, beta * (q - z_dot), 0.0)  # [BLOCK_T]
-    db += tl.sum(g, axis=0)
+    g_sum += tl.sum(g, axis=0)
     dw += tl.sum(g[:, None] * h_response, axis=0)
     if WRITE_D_HIDDEN:
         at_tau = offs_t == tau
@@ -521,14 +525,14 @@ def _bwd_block(h, kind, a_column, q_column, offs_t, end, d_hidden, token0, D, of
         dh = base + beta[:, None] * dz_a[None, :] + g[:, None] * w[None, :]
         out = (token0 + offs_t.to(tl.int64))[:, None] * D + offs_d[None, :]
         tl.store(d_hidden + out, dh.to(d_hidden.dtype.element_ty), mask=(offs_t < end)[:, None] & mask_d[None, :])
-    return dw, db, beta_tau, g_tau
+    return dw, g_sum, beta_tau, g_tau
 
 
 @triton.jit(do_not_specialize=["max_len", "chunk_len", "num_splits", "num_work"])
 def multiview_pool_bwd_kernel(
     hidden, kinds, scores, q_scores, cu_seqlens, attn_weight,
     grad_views, z_attn, lse, counts, last_index,
-    d_hidden, partial_dw, partial_db,
+    d_hidden, partial_dw, item_g,
     max_len, D, chunk_len, num_splits, num_work, stride_hb, stride_ht, stride_w, stride_gb, stride_gv, stride_gd,
     IS_VARLEN: tl.constexpr, WRITE_D_HIDDEN: tl.constexpr, HAS_Q: tl.constexpr, PREFETCH: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
@@ -540,7 +544,6 @@ def multiview_pool_bwd_kernel(
     mask_d = offs_d < D
     w = tl.load(attn_weight + offs_d * stride_w, mask=mask_d, other=0.0).to(tl.float32)  # [BLOCK_D]
     dw = tl.zeros([BLOCK_D], dtype=tl.float32)
-    db = 0.0
     work = pid
     while work < num_work:
         i_b, i_s = work // num_splits, work % num_splits
@@ -550,7 +553,7 @@ def multiview_pool_bwd_kernel(
         start = i_s * chunk_len
         end = _split_end(start, chunk_len, length, i_s, num_splits)
         grad = grad_views + i_b.to(tl.int64) * stride_gb
-        row_lse = tl.load(lse + i_b)
+        row_max, row_log_sum = tl.load(lse + i_b * 2), tl.load(lse + i_b * 2 + 1)
         tau = tl.load(last_index + i_b)
         dz_a = tl.load(grad + VIEW_ATTN * stride_gv + offs_d * stride_gd, mask=mask_d, other=0.0).to(tl.float32)
         if HAS_Q:  # <z_A, dz_A> over all of D, beyond this program's tile
@@ -564,6 +567,7 @@ def multiview_pool_bwd_kernel(
         kinds_row, scores_row, q_row = kinds + token0, scores + token0, (q_scores + token0) if HAS_Q else scores + token0
         beta_tau = 0.0
         g_tau = 0.0
+        g_sum = 0.0  # Σ g_t over the work item
         offs = start + tl.arange(0, BLOCK_T)
         kind = _kinds(kinds_row, offs, end)
         if PREFETCH:
@@ -582,13 +586,15 @@ def multiview_pool_bwd_kernel(
                 h = _tile(hidden, hidden0, offs, stride_ht, offs_d, kind == RESPONSE_TOKEN, mask_d)
                 a_column, q_column = _column(scores_row, offs, end), _column(q_row, offs, end)
             kind_ahead = _kinds(kinds_row, offs + 2 * BLOCK_T, end)
-            dw, db, beta_tau, g_tau = _bwd_block(
-                h, kind, a_column, q_column, offs, end, d_hidden, token0, D, offs_d, mask_d, dz_a, dz_m, dz_p, w, row_lse,
-                z_dot, tau, dw, db, beta_tau, g_tau, HAS_Q, WRITE_D_HIDDEN)
+            dw, g_sum, beta_tau, g_tau = _bwd_block(
+                h, kind, a_column, q_column, offs, end, d_hidden, token0, D, offs_d, mask_d, dz_a, dz_m, dz_p, w, row_max,
+                row_log_sum, z_dot, tau, dw, g_sum, beta_tau, g_tau, HAS_Q, WRITE_D_HIDDEN)
             if PREFETCH:
                 h, a_column, q_column = h_next, a_next, q_next
             kind, kind_next = kind_next, kind_ahead
             t0 += BLOCK_T
+        if i_d == 0:  # Σ_t g_t of the item: db_a, and the centring of dw_a (multiview_pool_dw_kernel)
+            tl.store(item_g + work, g_sum)
         if WRITE_D_HIDDEN:  # τ's row again, now with dz_L (τ is a response token: its base is dz_M/|R|)
             taus = tl.zeros([BLOCK_D], dtype=tl.int32) + tau  # a vector mask: only the split holding τ writes
             at_tau = mask_d & (taus >= start) & (taus < end)
@@ -598,17 +604,18 @@ def multiview_pool_bwd_kernel(
             tl.store(d_hidden + (token0 + tau) * D + offs_d, dh_tau.to(d_hidden.dtype.element_ty), mask=at_tau)
         work += tl.num_programs(0)
     tl.store(partial_dw + pid.to(tl.int64) * D + offs_d, dw, mask=mask_d)
-    if i_d == 0:
-        tl.store(partial_db + pid, db)
 
 
-@triton.jit(do_not_specialize=["num_rows"])
+@triton.jit(do_not_specialize=["num_rows", "num_work", "num_splits"])
 def multiview_pool_dw_kernel(
-    partial_dw, partial_db, d_weight, d_bias, num_rows, D,
+    partial_dw, item_g, z_attn, d_weight, d_bias, num_rows, num_work, num_splits, D,
     BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
-    """One D tile per program: dw_a = Σ over the backward's programs of their partial rows, in w_a's dtype;
-    the first program also sums db_a. Deterministic: a fixed order for a given launch plan."""
+    """One D tile per program: dw_a = Σ over the backward's programs of their partial rows Σ g_t h_t, minus
+    Σ over its work items of (Σ g_t)·z_A of the item's row, in w_a's dtype; the first program also sums
+    db_a = Σ g_t. Σ_t g_t = 0 in exact arithmetic, so this is Σ_t g_t (h_t − z_A): the rounding of g_t where
+    β_t ≈ 1 (a saturated softmax) meets h_t ≈ z_A and cancels, instead of reaching dw_a times |h_t|.
+    Deterministic: a fixed order for a given launch plan."""
     i_d = tl.program_id(0)
     offs_d = i_d * BLOCK_D + tl.arange(0, BLOCK_D)
     mask_d = offs_d < D
@@ -620,8 +627,17 @@ def multiview_pool_dw_kernel(
         mask_r = offs_r < num_rows
         total += tl.sum(tl.load(partial_dw + offs_r.to(tl.int64)[:, None] * D + offs_d[None, :],
                                 mask=mask_r[:, None] & mask_d[None, :], other=0.0), axis=0)
-        db += tl.sum(tl.load(partial_db + offs_r, mask=mask_r, other=0.0), axis=0)
         r0 += BLOCK_R
+    w0 = 0
+    while w0 < num_work:
+        offs_w = w0 + tl.arange(0, BLOCK_R)
+        mask_w = offs_w < num_work
+        g = tl.load(item_g + offs_w, mask=mask_w, other=0.0)
+        rows = (offs_w // num_splits).to(tl.int64)
+        z = tl.load(z_attn + rows[:, None] * D + offs_d[None, :], mask=mask_w[:, None] & mask_d[None, :], other=0.0)
+        total -= tl.sum(g[:, None] * z, axis=0)
+        db += tl.sum(g, axis=0)
+        w0 += BLOCK_R
     tl.store(d_weight + offs_d, total.to(d_weight.dtype.element_ty), mask=mask_d)
     if i_d == 0:
         tl.store(d_bias, db)
@@ -719,7 +735,7 @@ def multiview_pool_fwd(
     `max_seqlen`: the longest packed row (unused when padded; a smaller one only unbalances the splits).
 
     Returns `(views [rows, 4, D] in hidden.dtype, scores, z_attn, lse, counts, last_index)`; the last five
-    (fp32, int32 last) feed `multiview_pool_bwd`.
+    (fp32, int32 last) feed `multiview_pool_bwd`; lse is `[rows, 2]`: the row's max score m and log l.
     """
     hidden = hidden if hidden.stride(-1) == 1 else hidden.contiguous()
     dim, device = hidden.shape[-1], hidden.device
@@ -733,7 +749,7 @@ def multiview_pool_fwd(
         return torch.empty(shape, dtype=dtype, device=device)
 
     scores = new(*kinds.shape)
-    views, z_attn, lse = new(rows, NUM_VIEWS, dim, dtype=hidden.dtype), new(rows, dim), new(rows)
+    views, z_attn, lse = new(rows, NUM_VIEWS, dim, dtype=hidden.dtype), new(rows, dim), new(rows, 2)
     counts, last_index = new(rows, 2), new(rows, dtype=torch.int32)
     with on_device(hidden):
         if plan is not None:
@@ -816,12 +832,12 @@ def multiview_pool_bwd(
         programs = min(num_work, slots)
         d_hidden = torch.empty(hidden.shape if write_d_hidden else (0,), dtype=hidden.dtype, device=device)
         partial_dw = torch.empty(programs, dim, dtype=torch.float32, device=device)
-        partial_db = torch.empty(programs, dtype=torch.float32, device=device)
+        item_g = torch.empty(num_work, dtype=torch.float32, device=device)
         launch(
             multiview_pool_bwd_kernel, (programs, d_tiles),
             hidden=hidden, kinds=kinds, scores=scores, q_scores=q_scores, cu_seqlens=cu_seqlens, attn_weight=attn_weight,
             grad_views=grad_views, z_attn=z_attn, lse=lse, counts=counts, last_index=last_index,
-            d_hidden=d_hidden, partial_dw=partial_dw, partial_db=partial_db,
+            d_hidden=d_hidden, partial_dw=partial_dw, item_g=item_g,
             max_len=max_len, D=dim, chunk_len=chunk, num_splits=splits, num_work=num_work,
             stride_hb=stride_hb, stride_ht=stride_ht, stride_w=attn_weight.stride(0),
             stride_gb=grad_views.stride(0), stride_gv=grad_views.stride(1), stride_gd=grad_views.stride(2),
@@ -832,7 +848,8 @@ def multiview_pool_bwd(
         d_bias = torch.empty((), dtype=torch.float32, device=device)
         launch(
             multiview_pool_dw_kernel, (triton.cdiv(dim, DW_BLOCK_D),),
-            partial_dw=partial_dw, partial_db=partial_db, d_weight=d_weight, d_bias=d_bias, num_rows=programs, D=dim,
+            partial_dw=partial_dw, item_g=item_g, z_attn=z_attn, d_weight=d_weight, d_bias=d_bias, num_rows=programs,
+            num_work=num_work, num_splits=splits, D=dim,
             BLOCK_R=DW_BLOCK_R, BLOCK_D=DW_BLOCK_D, num_warps=SMALL_WARPS,
         )
     return d_hidden, d_weight, d_bias

@@ -3,7 +3,7 @@ import functools
 
 import pytest
 import torch
-from op_cases import BACKENDS, DEVICE, LOW_PRECISION
+from op_cases import BACKENDS, DEVICE, LOW_PRECISION, check_against_reference
 
 from adajudge.ops import multiview_pool
 from adajudge.testing import check_op, run_with_grads
@@ -103,6 +103,25 @@ def test_empty_response_gives_zero_views_and_finite_gradients(backend):
     assert torch.equal(views[0, :3], torch.zeros(3, 16, device=DEVICE))
     views.backward(torch.randn_like(views))
     assert torch.isfinite(hidden.grad).all() and torch.isfinite(weight.grad).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_saturated_attention_over_outlier_hidden_states_matches_reference(backend):
+    """The kit's drawn case (hidden ×100, scores ~10³ apart: a one-hot β but for one token at a − m ≈ −17) on
+    which the fp32 Triton backward's d_attn_weight was 6× PyTorch's own error: the rounding of g_t where
+    β_t ≈ 1 reached d_attn_weight times |h_t|. Rebuilt from its seed as the kit builds it."""
+    gen = torch.Generator().manual_seed(16819)
+    hidden = torch.randn(4, 15, 64, generator=gen, dtype=torch.float64) * 100
+    weight = torch.randn(64, generator=gen, dtype=torch.float64)
+    bias = torch.randn((), generator=gen, dtype=torch.float64)
+    grad = torch.randn(4, 4, 64, generator=gen, dtype=torch.float64)
+    attention = torch.ones(4, 15, dtype=torch.bool)
+    attention[0, :12] = attention[1, 0] = attention[3, 3] = attention[3, 12] = attention[3, 13] = False
+    hidden[~attention] = float("inf")  # padding tokens: no view may read them
+    inputs = {"hidden": hidden.float().to(DEVICE), "attention_mask": attention.to(DEVICE), "response_mask": None,
+              "attn_weight": weight.float().to(DEVICE), "attn_bias": bias.float().to(DEVICE)}
+    check_against_reference("multiview_pool", inputs, ["attn_weight", "attn_bias"], [grad.float().to(DEVICE)], backend,
+                            torch.float32, [torch.float32])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -15,8 +15,8 @@ What the builders cover (docs/design.md §2-§6 state what is valid):
 - both pooling layouts: padding tokens holding finite values, NaN or +Inf (tokens outside a view never
   reach it).
 - both pooling layouts: masks as int64, bool, int32, uint8 or int8; `attn_bias` absent, a scalar or a
-  one-element tensor; a frozen `hidden` (no gradient) beside trainable pooling weights; attention weights
-  ×4 and bias ×30 (scores up to ±100, a saturated softmax).
+  one-element tensor; a frozen `hidden` (no gradient) beside trainable pooling weights; hidden states
+  ×100 (outlier features); attention weights ×4 and bias ×30 (scores up to ±100, a saturated softmax).
 - `router_mix` (layout `"dense"`): B in 1..150 rows, V in 1..5 views, temperature in [0.1, 5], logits
   scaled up to ×300 (a saturated router: probabilities that underflow to 0).
 - `preference_loss` (layout `"dense"`): 1..100 pairs (none for the `"sum"` and `"none"` reductions),
@@ -37,10 +37,10 @@ from adajudge.testing.choices import Choices
 DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 MASK_DTYPES = (torch.int64, torch.bool, torch.int32, torch.uint8, torch.int8)
 POOL_DIMS = (1, 3, 8, 17, 40, 64)
-# Magnitudes of the pooling weights (scales of standard normal values; hidden states are standard normal):
-# typical, and large enough that the attention scores reach ±100 and the softmax saturates (a one-hot β).
-# Hidden states ×100 (LLM outlier features) are left out for now: there the fp32 Triton backward's d_attn_weight
-# exceeds the rule (error 3-9× PyTorch's own) — reported in issue 19's closing note for the kernel rewrite.
+# Magnitudes of the pooling inputs (scales of standard normal values): hidden states typical and ×100 (LLM
+# outlier features); weights typical, and large enough that the attention scores reach ±100 and the softmax
+# saturates (a one-hot β).
+POOL_HIDDEN_SCALES = (1.0, 100.0)
 POOL_WEIGHT_SCALES = (1.0, 4.0)
 POOL_BIAS_SCALES = (1.0, 30.0)
 PADDING_VALUES = ("finite", "nan", "inf")  # what the hidden states of padding tokens hold
@@ -226,12 +226,13 @@ def _multiview_pool_case(choices: Choices, dtype: torch.dtype, layout: str) -> C
     response_given = choices.boolean()
     mask_dtype = choices.sample(MASK_DTYPES)
     mask_layout = choices.sample(mask_layouts)
+    hidden_scale = choices.sample(POOL_HIDDEN_SCALES)
     weight_scale = choices.sample(POOL_WEIGHT_SCALES)
     bias_kind = choices.sample(("none", "scalar", "one_element"))
     bias_scale = choices.sample(POOL_BIAS_SCALES) if bias_kind != "none" else 1.0
     frozen_hidden = choices.boolean()
 
-    hidden = _values(generator, *token_shape, dim)
+    hidden = _values(generator, *token_shape, dim, scale=hidden_scale)
     padding = choices.sample(PADDING_VALUES)
     if padding != "finite":  # tokens outside every view hold NaN or ±Inf: no view may read them
         hidden[~attention.bool()] = float("nan") if padding == "nan" else float("inf")
@@ -252,7 +253,7 @@ def _multiview_pool_case(choices: Choices, dtype: torch.dtype, layout: str) -> C
         "max_seqlen": packed.get("max_seqlen"),
     }
     differentiable = (*(() if frozen_hidden else ("hidden",)), "attn_weight", *(() if attn_bias is None else ("attn_bias",)))
-    note = f"values: seed {seed}, attn_weight ×{weight_scale:g}" + (
+    note = f"values: seed {seed}, hidden ×{hidden_scale:g}, attn_weight ×{weight_scale:g}" + (
         f", attn_bias ×{bias_scale:g}" if attn_bias is not None else "") + (
         f", padding tokens hold {padding}" if padding != "finite" else "")
     return Case("multiview_pool", dtype, layout, inputs, differentiable, (grad_views,), note)
