@@ -188,7 +188,8 @@ def test_pooling_cases_cover_padding_sides_empty_views_strides_and_mask_dtypes()
     assert any(case.inputs["attn_weight"].stride(0) == 2 for case in padded)
     assert any(not case.grad_outputs[0].is_contiguous() for case in padded)
     assert any("hidden" not in case.differentiable for case in padded)  # a frozen backbone
-    assert any(case.inputs["hidden"][case.inputs["attention_mask"].bool()].abs().max() > 100 for case in padded)  # outliers
+    outliers = _drawn("multiview_pool", "padded", torch.bfloat16, count=40)  # hidden ×100 (bf16 and fp16 only)
+    assert any((case.inputs["hidden"][case.inputs["attention_mask"].bool()].abs() > 100).any() for case in outliers)
     assert {None, (), (1,)} == {None if c.inputs["attn_bias"] is None else tuple(c.inputs["attn_bias"].shape) for c in padded}
     padding = [c.inputs["hidden"][~c.inputs["attention_mask"].bool()] for c in padded]
     assert any(p.isnan().any() for p in padding) and any(p.isinf().any() for p in padding)  # tokens no view may read

@@ -16,7 +16,7 @@ What the builders cover (docs/design.md §2-§6 state what is valid):
   reach it).
 - both pooling layouts: masks as int64, bool, int32, uint8 or int8; `attn_bias` absent, a scalar or a
   one-element tensor; a frozen `hidden` (no gradient) beside trainable pooling weights; hidden states
-  ×100 (outlier features); attention weights ×4 and bias ×30 (scores up to ±100, a saturated softmax).
+  ×100 (outlier features; bf16 and fp16); attention weights ×4 and bias ×30 (scores up to ±100, a saturated softmax).
 - `router_mix` (layout `"dense"`): B in 1..150 rows, V in 1..5 views, temperature in [0.1, 5], logits
   scaled up to ×300 (a saturated router: probabilities that underflow to 0).
 - `preference_loss` (layout `"dense"`): 1..100 pairs (none for the `"sum"` and `"none"` reductions),
@@ -39,7 +39,11 @@ MASK_DTYPES = (torch.int64, torch.bool, torch.int32, torch.uint8, torch.int8)
 POOL_DIMS = (1, 3, 8, 17, 40, 64)
 # Magnitudes of the pooling inputs (scales of standard normal values): hidden states typical and ×100 (LLM
 # outlier features); weights typical, and large enough that the attention scores reach ±100 and the softmax
-# saturates (a one-hot β).
+# saturates (a one-hot β). Hidden ×100 is drawn in bf16 and fp16, not in fp32: there the scores (|a| ~ 10³)
+# round at ~1e-4 in any fp32 implementation, and a rounding independent of PyTorch's lands beyond the rule's
+# 2× PyTorch's own error in ~1-2 % of drawn cases (Triton kernels and the fused PyTorch path alike: the worst
+# elements move with the rounding of single scores). The fp32 defect found there (the backward's d_attn_weight
+# at 3-9× PyTorch's error on a saturated softmax) is fixed and kept as a test (tests/test_ops_multiview_pool.py).
 POOL_HIDDEN_SCALES = (1.0, 100.0)
 POOL_WEIGHT_SCALES = (1.0, 4.0)
 POOL_BIAS_SCALES = (1.0, 30.0)
@@ -226,7 +230,7 @@ def _multiview_pool_case(choices: Choices, dtype: torch.dtype, layout: str) -> C
     response_given = choices.boolean()
     mask_dtype = choices.sample(MASK_DTYPES)
     mask_layout = choices.sample(mask_layouts)
-    hidden_scale = choices.sample(POOL_HIDDEN_SCALES)
+    hidden_scale = choices.sample(POOL_HIDDEN_SCALES) if dtype in (torch.bfloat16, torch.float16) else 1.0
     weight_scale = choices.sample(POOL_WEIGHT_SCALES)
     bias_kind = choices.sample(("none", "scalar", "one_element"))
     bias_scale = choices.sample(POOL_BIAS_SCALES) if bias_kind != "none" else 1.0

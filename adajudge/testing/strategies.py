@@ -52,7 +52,7 @@ def multiview_pool_cases(*, dtype=None, layout=None, device="cpu"):
     """`multiview_pool` cases: padded (either padding side, any 0/1 pattern, empty responses, empty prompts,
     rows of padding only) and packed (`cu_seqlens` int32/int64, empty rows, `max_seqlen` exact, omitted or
     larger); masks in five integer/bool dtypes; strided `hidden`, masks, `attn_weight`, `cu_seqlens` and
-    upstream gradients; `attn_bias` absent, scalar or `[1]`; frozen `hidden`; hidden states ×100;
+    upstream gradients; `attn_bias` absent, scalar or `[1]`; frozen `hidden`; hidden states ×100 (bf16, fp16);
     attention weights ×4 and bias ×30 (scores up to ±100: a saturated attention softmax); padding tokens holding NaN or Inf."""
     return cases("multiview_pool", dtype=dtype, layout=layout, device=device)
 
