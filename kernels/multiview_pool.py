@@ -21,8 +21,7 @@ accumulators in registers. Reads `hidden` twice.
 Both end in a combine kernel, one program per (row, D tile): it merges every split's statistics and partial
 accumulators in one [BLOCK_S, BLOCK_D] step (per-lane running maxima, no reduction inside its loop), divides
 by the counts, gathers the last response token, and writes [B, 4, D] in hidden's dtype plus what the
-backward needs: z_A fp32, lse = (m, log l) kept apart, counts, τ (β_t = exp((a_t − m) − log l): a_t − m is
-exact for the tokens that carry the weight, where a rounded m + log l would cost |a|·2⁻²⁴ of every β).
+backward needs: z_A fp32, lse = m + log l, counts, τ.
 
 DRAM bytes per row (e: element size of hidden; T tokens, D hidden size, S splits, at least MIN_SPLIT_TOKENS
 tokens each, so the partials are at most 24/(MIN_SPLIT_TOKENS·e) of hidden's bytes):
@@ -467,8 +466,7 @@ def multiview_pool_combine_kernel(
     tl.store(out + VIEW_PROMPT * D + offs_d, z_prompt.to(views.dtype.element_ty), mask=mask_d)
     tl.store(z_attn + i_b.to(tl.int64) * D + offs_d, z_att, mask=mask_d)
     if i_d == 0:
-        tl.store(lse + i_b * 2, m_row)
-        tl.store(lse + i_b * 2 + 1, tl.log(tl.where(l_total > 0, l_total, 1.0)))  # no response token: β = 0 anyway
+        tl.store(lse + i_b, tl.where(l_total > 0, m_row + tl.log(tl.where(l_total > 0, l_total, 1.0)), float("-inf")))
         tl.store(counts + i_b * 2, n_r)
         tl.store(counts + i_b * 2 + 1, n_p)
         tl.store(last_index + i_b, tau.to(tl.int32))
@@ -488,7 +486,7 @@ def _row_dot(x, y, stride_y, D, BLOCK_D: tl.constexpr):
     return total
 
 
-# Backward (docs/design.md §3). With β_t = exp((a_t − m) − log l)·[t∈R] and upstream dz = (dz_L, dz_M, dz_A, dz_P):
+# Backward (docs/design.md §3). With β_t = exp(a_t − lse)·[t∈R] and upstream dz = (dz_L, dz_M, dz_A, dz_P):
 #   z_A = Σ β_t h_t,  ∂a_t/∂h_t = w_a,  ∂β_t/∂a_s = β_t([t=s] − β_s)
 #   so  <dz_A, ∂z_A/∂a_t> = β_t (<h_t, dz_A> − <z_A, dz_A>) =: g_t
 #   dH_t = [t=τ]·dz_L + [t∈R]/|R|·dz_M + β_t·dz_A + g_t·w_a + [t∈P]/|P|·dz_P
@@ -501,8 +499,8 @@ def _row_dot(x, y, stride_y, D, BLOCK_D: tl.constexpr):
 # take every num_programs-th (row, split) work item for one D tile, so the dw_a partial rows are
 # [programs, D] whatever the batch; `multiview_pool_dw_kernel` sums them in a fixed order.
 @triton.jit
-def _bwd_block(h, kind, a_column, q_column, offs_t, end, d_hidden, token0, D, offs_d, mask_d, dz_a, dz_m, dz_p, w, row_max,
-               row_log_sum, z_dot, tau, dw, g_sum, beta_tau, g_tau, HAS_Q: tl.constexpr, WRITE_D_HIDDEN: tl.constexpr):
+def _bwd_block(h, kind, a_column, q_column, offs_t, end, d_hidden, token0, D, offs_d, mask_d, dz_a, dz_m, dz_p, w, row_lse,
+               z_dot, tau, dw, g_sum, beta_tau, g_tau, HAS_Q: tl.constexpr, WRITE_D_HIDDEN: tl.constexpr):
     """One block of the backward: g_t, Σ g_t h_t into dw, Σ g_t into g_sum, and (WRITE_D_HIDDEN) the block's dH
     rows."""
     is_response = kind == RESPONSE_TOKEN  # [BLOCK_T, 1]
@@ -512,8 +510,7 @@ def _bwd_block(h, kind, a_column, q_column, offs_t, end, d_hidden, token0, D, of
         q = tl.max(q_column, axis=1)  # a reduction over one column: free
     else:
         q = tl.sum(h_response * dz_a[None, :], axis=1)
-    # (a − m) first: exact where β matters; exp(−inf) = 0 for the other tokens, whose scores may pass m
-    beta = tl.exp(tl.where(responds, (tl.max(a_column, axis=1) - row_max) - row_log_sum, float("-inf")))
+    beta = tl.exp(tl.where(responds, tl.max(a_column, axis=1) - row_lse, float("-inf")))  # others' scores may pass lse
     g = tl.where(responds, beta * (q - z_dot), 0.0)  # [BLOCK_T]
     g_sum += tl.sum(g, axis=0)
     dw += tl.sum(g[:, None] * h_response, axis=0)
@@ -553,7 +550,7 @@ def multiview_pool_bwd_kernel(
         start = i_s * chunk_len
         end = _split_end(start, chunk_len, length, i_s, num_splits)
         grad = grad_views + i_b.to(tl.int64) * stride_gb
-        row_max, row_log_sum = tl.load(lse + i_b * 2), tl.load(lse + i_b * 2 + 1)
+        row_lse = tl.load(lse + i_b)
         tau = tl.load(last_index + i_b)
         dz_a = tl.load(grad + VIEW_ATTN * stride_gv + offs_d * stride_gd, mask=mask_d, other=0.0).to(tl.float32)
         if HAS_Q:  # <z_A, dz_A> over all of D, beyond this program's tile
@@ -587,8 +584,8 @@ def multiview_pool_bwd_kernel(
                 a_column, q_column = _column(scores_row, offs, end), _column(q_row, offs, end)
             kind_ahead = _kinds(kinds_row, offs + 2 * BLOCK_T, end)
             dw, g_sum, beta_tau, g_tau = _bwd_block(
-                h, kind, a_column, q_column, offs, end, d_hidden, token0, D, offs_d, mask_d, dz_a, dz_m, dz_p, w, row_max,
-                row_log_sum, z_dot, tau, dw, g_sum, beta_tau, g_tau, HAS_Q, WRITE_D_HIDDEN)
+                h, kind, a_column, q_column, offs, end, d_hidden, token0, D, offs_d, mask_d, dz_a, dz_m, dz_p, w, row_lse,
+                z_dot, tau, dw, g_sum, beta_tau, g_tau, HAS_Q, WRITE_D_HIDDEN)
             if PREFETCH:
                 h, a_column, q_column = h_next, a_next, q_next
             kind, kind_next = kind_next, kind_ahead
@@ -738,7 +735,7 @@ def multiview_pool_fwd(
     `max_seqlen`: the longest packed row (unused when padded; a smaller one only unbalances the splits).
 
     Returns `(views [rows, 4, D] in hidden.dtype, scores, z_attn, lse, counts, last_index)`; the last five
-    (fp32, int32 last) feed `multiview_pool_bwd`; lse is `[rows, 2]`: the row's max score m and log l.
+    (fp32, int32 last) feed `multiview_pool_bwd`.
     """
     hidden = hidden if hidden.stride(-1) == 1 else hidden.contiguous()
     dim, device = hidden.shape[-1], hidden.device
@@ -752,7 +749,7 @@ def multiview_pool_fwd(
         return torch.empty(shape, dtype=dtype, device=device)
 
     scores = new(*kinds.shape)
-    views, z_attn, lse = new(rows, NUM_VIEWS, dim, dtype=hidden.dtype), new(rows, dim), new(rows, 2)
+    views, z_attn, lse = new(rows, NUM_VIEWS, dim, dtype=hidden.dtype), new(rows, dim), new(rows)
     counts, last_index = new(rows, 2), new(rows, dtype=torch.int32)
     with on_device(hidden):
         if plan is not None:
