@@ -6,7 +6,7 @@ import time
 import pytest
 import torch
 
-from adajudge.kernels.pool_forward import FORWARD_VARIANT_ENV
+from adajudge.kernels.pool_forward import FORWARD_VARIANT_ENV, FORWARD_VARIANTS
 from bench.bytes_model import bytes_moved
 from bench.cases import TRITON_OPS as OPS
 from bench.cli import main
@@ -180,7 +180,8 @@ def test_static_report_rows_with_op_and_variant_are_matched_by_them_not_by_kerne
     assert rows_for(report, "router_mix", "full", None, torch.float32) == [rows[2]]
 
 def test_pool_forward_variant_labels_every_record_and_time_limit_lists_cases_not_started(tmp_path, restore_threads, monkeypatch):
-    monkeypatch.delenv(FORWARD_VARIANT_ENV, raising=False)  # the CLI sets it for the process: restored after the test
+    # The CLI sets it for the process; setenv (unlike delenv of an unset name) has the original restored after the test.
+    monkeypatch.setenv(FORWARD_VARIANT_ENV, FORWARD_VARIANTS[0])
     options = ["--ops", "multiview_pool", "--impls", "eager", "--passes", "forward", "--no-static-report"]
     meta, records = _run(tmp_path, *options, "--pool-forward", "two_phase")
     assert meta["pool_forward"] == "two_phase" and meta["complete"] and meta["not_run"] == []
