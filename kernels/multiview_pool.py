@@ -673,10 +673,14 @@ def _fused_plan(dim: int, dtype: torch.dtype, *, backward: bool) -> FusedPlan | 
     columns = max(1, block_d // (32 * num_warps))
     programs = 2 if num_warps == 4 else 1
     per_block = (TILE_BYTES // 2) // programs  # bytes of hidden per block and program
-    # fp32 values of a block per thread: 32 beside the backward's five row vectors (5·C registers; at C = 32
-    # one token, at C = 16 two: 8 KB blocks would leave D = 2048 bf16 at 8 KB in flight per SM); the forward
-    # counts at least 16 columns; fp16 16 values, counted the forward's way (ours)
-    tokens = 32 // columns if backward and not fp16 else (16 if fp16 else 32) // max(columns, 16)
+    # fp32 values of a block per thread: in bf16 32 beside the backward's five row vectors (5·C registers; at
+    # C = 32 one token, at C = 16 two: one would leave D = 2048 bf16 at 8 KB in flight per SM); otherwise
+    # counted over at least 16 columns, 32 (16 in fp16 and in the fp32 backward, whose two-token blocks
+    # spilled on sm_80 at D = 576) (ours)
+    if backward and dtype == torch.bfloat16:
+        tokens = 32 // columns
+    else:
+        tokens = (16 if backward or fp16 else 32) // max(columns, 16)
     block_t = max(1, min(tokens, per_block // (block_d * element_size)))
     block_t = forced("block_t", 1 << (block_t.bit_length() - 1))
     block_bytes = block_t * block_d * element_size * programs  # per SM
