@@ -3,7 +3,7 @@ a CPU hands back a model that scores as its saved folder does, and plain `trl.Re
 `load_hh_rlhf()` rows in either format."""
 import pytest
 
-pytest.importorskip("trl", reason="TRL is not installed (the floor environment has none): pip install trl")
+pytest.importorskip("trl", reason="needs TRL (the train extra); the floor environment, like the GPU machine, has none")
 
 import torch  # noqa: E402
 from datasets import Dataset  # noqa: E402
