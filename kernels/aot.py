@@ -25,6 +25,7 @@ import torch  # noqa: E402
 import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.runtime.driver import driver  # noqa: E402
+from triton.runtime.interpreter import InterpretedFunction  # noqa: E402
 
 CUDA_BIN = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
 
@@ -61,7 +62,11 @@ def ahead_of_time(arch: int):
 
 def build(launch):
     """The `CompiledKernel` of a recorded `Launch` for the architecture of the enclosing `ahead_of_time`
-    (Triton's cache serves a build it has made before). `asm` holds its "ttir", "ttgir", "ptx", "cubin"."""
+    (Triton's cache serves a build it has made before). `asm` holds its "ttir", "ttgir", "ptx", "cubin".
+    Raises `RuntimeError` for a kernel defined under Triton's CPU interpreter, which builds nothing."""
+    if isinstance(launch.kernel, InterpretedFunction):
+        raise RuntimeError(f"{launch.name}: defined under TRITON_INTERPRET=1, Triton's CPU interpreter, which builds no "
+                           "cubin; run ahead-of-time builds (compile check, bench.gpu_model) without TRITON_INTERPRET")
     return launch.kernel.warmup(**launch.arguments, grid=launch.grid, num_warps=launch.num_warps,
                                 num_stages=launch.num_stages)
 

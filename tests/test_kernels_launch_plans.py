@@ -125,3 +125,15 @@ def test_a_grid_cuda_would_refuse_raises_before_any_launch():
 
     with pytest.raises(ValueError, match="grid: expected axis 1 <= 65535"):
         launch(router_mix.router_mix_fwd_kernel, (1, GRID_LIMITS[1] + 1), num_warps=4)
+
+
+@pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1", reason="the kernels are compiled here: no interpreter")
+def test_an_ahead_of_time_build_of_an_interpreted_kernel_says_to_unset_the_interpreter():
+    """The compile check and bench.gpu_model build real cubins; under TRITON_INTERPRET=1 nothing is built, and
+    the build says why instead of failing later on a missing compilation."""
+    from adajudge.kernels.aot import build
+
+    with record_launches(execute=False) as launches:
+        router_mix.router_mix_triton(torch.randn(2, 3), torch.randn(2, 3), 1.0)
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1.*builds no cubin"):
+        build(launches[0])

@@ -219,7 +219,9 @@ def sandbox(tmp_path: Path) -> tuple[Path, dict]:
     for name, body in SHIMS.items():
         (shims / name).write_text("#!/bin/sh\nexec " + body.format(python=sys.executable) + "\n")
         (shims / name).chmod(0o755)
-    env = {**os.environ, "PATH": f"{shims}{os.pathsep}{os.environ.get('PATH', '')}", "HF_HUB_OFFLINE": "1",
+    # A user's shell: without the TRITON_INTERPRET=1 the suite sets for itself (tests/conftest.py)
+    user_env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    env = {**user_env, "PATH": f"{shims}{os.pathsep}{os.environ.get('PATH', '')}", "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_UPDATE_CHECK": "1", "PYTHONUNBUFFERED": "1"}
     return work, env
 
