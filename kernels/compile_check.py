@@ -13,7 +13,9 @@ spill instructions (`LDL`/`STL`) in its SASS, and runs Inductor's TTIR mutation 
 (`torch._higher_order_ops.triton_kernel_wrap`: `identify_accessed_tensors`, or `identify_mutated_tensors` on
 torch 2.11, which has only that one) to list the caller's tensors the kernel is believed to write. A row fails
 on a build error, a spill, stack use, or a write to any tensor the caller passed in. Exit status 1 on any
-failure.
+failure. `--allow-spills` reports spills and stack use (status "SPILLS") without failing on them, for a
+Triton whose spills are known and tracked (CI's floor environment, Triton 3.6: docs/kernels.md); build
+errors and writes still fail.
 
 The builds run in a process without `TRITON_INTERPRET` (the interpreter replaces the kernels with
 Python): `compile_rows` starts one when called from a process that has it on.
@@ -210,6 +212,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dtype", nargs="+", default=list(DTYPES), choices=DTYPES)
     parser.add_argument("--kernel", nargs="+", default=None, help="only these kernels (names as printed)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    parser.add_argument("--allow-spills", action="store_true",
+                        help="report spills and stack use without failing on them (build errors and writes still fail)")
     parser.add_argument("--writes-only", action="store_true",
                         help="only Inductor's mutation analysis, at the first --hidden-size, as JSON")
     args = parser.parse_args(argv)
@@ -218,7 +222,8 @@ def main(argv=None) -> int:
         print(json.dumps(rows))
         return 1 if any(row["inputs_written"] for row in rows) else 0
     rows = compile_rows(args.arch, args.hidden_size, args.dtype, args.kernel)
-    failures = sum(not row["ok"] for row in rows)
+    spilled = [row for row in rows if not row["ok"] and not row["error"] and not row["inputs_written"]]
+    failures = sum(not row["ok"] for row in rows) - (len(spilled) if args.allow_spills else 0)
     if args.json:
         print(json.dumps(rows))
         return 1 if failures else 0
@@ -228,6 +233,8 @@ def main(argv=None) -> int:
         cells = [str(row[key]) if row[key] is not None else "-" for key in ("registers", "stack_bytes", "shared_bytes", "spills")]
         if row["ok"]:
             status = "ok"
+        elif args.allow_spills and row in spilled:
+            status = "SPILLS (allowed by --allow-spills)"
         elif row["error"]:
             status = f"FAIL {row['error']}"
         else:
@@ -235,7 +242,8 @@ def main(argv=None) -> int:
         print(f"{row['kernel']:34s} {row['variant']:34s} {row['arch']:6s} {row['hidden_size']:5d} {row['dtype']:5s} "
               f"{cells[0]:>4s} {cells[1]:>5s} {cells[2]:>6s} {cells[3]:>6s}  {status}")
     unique = len({row["build"] for row in rows if row["build"]})
-    print(f"{len(rows)} launches checked ({unique} distinct builds), {failures} failed, spilled or write their inputs")
+    print(f"{len(rows)} launches checked ({unique} distinct builds), {failures} failed, spilled or write their inputs"
+          + (f"; {len(spilled)} spill or use stack (allowed by --allow-spills)" if args.allow_spills else ""))
     return 1 if failures else 0
 
 

@@ -137,3 +137,19 @@ def test_an_ahead_of_time_build_of_an_interpreted_kernel_says_to_unset_the_inter
         router_mix.router_mix_triton(torch.randn(2, 3), torch.randn(2, 3), 1.0)
     with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1.*builds no cubin"):
         build(launches[0])
+
+
+def test_allow_spills_lists_spilled_builds_and_still_fails_on_a_write_or_a_build_error(monkeypatch, capsys):
+    from adajudge.kernels import compile_check
+
+    row = {"kernel": "k", "op": "op", "variant": "v", "arch": "sm_90", "hidden_size": 64, "dtype": "fp32",
+           "registers": 40, "stack_bytes": 0, "shared_bytes": 0, "spills": 0, "build": "b", "inputs_written": [],
+           "ok": True, "error": ""}
+    spilled = row | {"build": "c", "stack_bytes": 8, "spills": 2, "ok": False}
+    written = row | {"build": "d", "inputs_written": ["hidden"], "ok": False}
+    broken = row | {"build": None, "registers": None, "ok": False, "error": "CompilationError: x"}
+    for rows, strict, allowed in (([row, spilled], 1, 0), ([row, spilled, written], 1, 1), ([spilled, broken], 1, 1)):
+        monkeypatch.setattr(compile_check, "compile_rows", lambda *args, rows=rows: rows)
+        assert compile_check.main([]) == strict
+        assert compile_check.main(["--allow-spills"]) == allowed
+    assert "SPILLS (allowed by --allow-spills)" in capsys.readouterr().out
