@@ -389,15 +389,13 @@ def multiview_pool_combine_kernel(
     max_len, D, num_splits, stride_hb, stride_ht,
     IS_VARLEN: tl.constexpr, ATTN_AT_ROW_MAX: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_S: tl.constexpr,
 ):
-    """One (row, D tile) per program: merge the row's splits in one pass, [BLOCK_S, BLOCK_D] partials and
-    [BLOCK_S] statistics per step. Each of the BLOCK_S lanes keeps its own running max and rescales its
+    """One (row: grid axis 0, D tile: axis 1) per program: merge the row's splits in one pass, [BLOCK_S,
+    BLOCK_D] partials and [BLOCK_S] statistics per step. Each of the BLOCK_S lanes keeps its own running max and rescales its
     attention partial as it grows (flash-decoding's merge, lane by lane), so nothing is reduced inside the
     loop and the steps' loads are independent; the lanes are merged once at the end. `ATTN_AT_ROW_MAX`:
     the attention partials are already relative to the row's max (two_phase), so only the splits' sums are
     rescaled to it."""
-    pid = tl.program_id(0)
-    d_tiles = tl.cdiv(D, BLOCK_D)
-    i_b, i_d = pid // d_tiles, pid % d_tiles
+    i_b, i_d = tl.program_id(0), tl.program_id(1)
     offs_d = i_d * BLOCK_D + tl.arange(0, BLOCK_D)
     mask_d = offs_d < D
     _, hidden0, _ = _row_span(tl.load(cu_seqlens + i_b) if IS_VARLEN else 0, tl.load(cu_seqlens + i_b + 1) if IS_VARLEN else 0,
@@ -455,9 +453,10 @@ def multiview_pool_combine_kernel(
     z_mean = tl.sum(acc_mean, axis=0) / tl.maximum(n_r, 1.0)
     z_prompt = tl.sum(acc_prompt, axis=0) / tl.maximum(n_p, 1.0)
     z_att = tl.where(l_total > 0, tl.sum(acc_attn, axis=0) / tl.where(l_total > 0, l_total, 1.0), 0.0)
-    tau = tl.max(last, axis=0).to(tl.int64)
-    has_last = (tl.zeros([BLOCK_D], dtype=tl.int64) + tau) >= 0  # a vector mask: empty R_b loads nothing
-    z_last = tl.load(hidden + hidden0 + tau * stride_ht + offs_d, mask=mask_d & has_last, other=0.0).to(tl.float32)
+    tau = tl.max(last, axis=0).to(tl.int32)
+    has_last = (tl.zeros([BLOCK_D], dtype=tl.int32) + tau) >= 0  # a vector mask: empty R_b loads nothing
+    z_last = tl.load(hidden + hidden0 + tl.maximum(tau, 0).to(tl.int64) * stride_ht + offs_d, mask=mask_d & has_last,
+                     other=0.0).to(tl.float32)
 
     out = views + i_b.to(tl.int64) * VIEWS * D
     tl.store(out + VIEW_LAST * D + offs_d, z_last.to(views.dtype.element_ty), mask=mask_d)
@@ -469,7 +468,7 @@ def multiview_pool_combine_kernel(
         tl.store(lse + i_b, tl.where(l_total > 0, m_row + tl.log(tl.where(l_total > 0, l_total, 1.0)), float("-inf")))
         tl.store(counts + i_b * 2, n_r)
         tl.store(counts + i_b * 2 + 1, n_p)
-        tl.store(last_index + i_b, tau.to(tl.int32))
+        tl.store(last_index + i_b, tau)
 
 
 @triton.jit
@@ -787,7 +786,7 @@ def multiview_pool_fwd(
         spread = 1 << max(0, (rows * dim // (2 * sms)).bit_length() - 1)  # two programs per SM at least
         combine_block_d = min(triton.next_power_of_2(dim), max(COMBINE_MIN_BLOCK_D, min(COMBINE_TILE // combine_block_s, spread)))
         launch(
-            multiview_pool_combine_kernel, (rows * triton.cdiv(dim, combine_block_d),), **common,
+            multiview_pool_combine_kernel, (rows, triton.cdiv(dim, combine_block_d)), **common,
             partial_acc=partial_acc, partial_stats=partial_stats, views=views, z_attn=z_attn, lse=lse,
             counts=counts, last_index=last_index, num_splits=stat_splits, ATTN_AT_ROW_MAX=plan is None,
             BLOCK_D=combine_block_d, BLOCK_S=combine_block_s, num_warps=COMBINE_WARPS,
