@@ -390,11 +390,11 @@ def multiview_pool_combine_kernel(
     IS_VARLEN: tl.constexpr, ATTN_AT_ROW_MAX: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_S: tl.constexpr,
 ):
     """One (row: grid axis 0, D tile: axis 1) per program: merge the row's splits in one pass, [BLOCK_S,
-    BLOCK_D] partials and [BLOCK_S] statistics per step. Each of the BLOCK_S lanes keeps its own running max and rescales its
-    attention partial as it grows (flash-decoding's merge, lane by lane), so nothing is reduced inside the
-    loop and the steps' loads are independent; the lanes are merged once at the end. `ATTN_AT_ROW_MAX`:
-    the attention partials are already relative to the row's max (two_phase), so only the splits' sums are
-    rescaled to it."""
+    BLOCK_D] partials and [BLOCK_S] statistics per step. Each of the BLOCK_S lanes keeps its own running max and
+    rescales its attention partial as it grows (flash-decoding's merge, lane by lane), so nothing is reduced
+    inside the loop and the steps' loads are independent; the lanes are merged once at the end.
+    `ATTN_AT_ROW_MAX`: the attention partials are already relative to the row's max (two_phase), so only the
+    splits' sums are rescaled to it."""
     i_b, i_d = tl.program_id(0), tl.program_id(1)
     offs_d = i_d * BLOCK_D + tl.arange(0, BLOCK_D)
     mask_d = offs_d < D
@@ -456,7 +456,7 @@ def multiview_pool_combine_kernel(
     tau = tl.max(last, axis=0).to(tl.int32)
     has_last = (tl.zeros([BLOCK_D], dtype=tl.int32) + tau) >= 0  # a vector mask: empty R_b loads nothing
     z_last = tl.load(hidden + hidden0 + tl.maximum(tau, 0).to(tl.int64) * stride_ht + offs_d, mask=mask_d & has_last,
-                     other=0.0).to(tl.float32)
+                     other=0.0).to(tl.float32)  # τ clamped for the address only (the mask drops τ = −1)
 
     out = views + i_b.to(tl.int64) * VIEWS * D
     tl.store(out + VIEW_LAST * D + offs_d, z_last.to(views.dtype.element_ty), mask=mask_d)
