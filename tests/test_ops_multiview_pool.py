@@ -125,6 +125,27 @@ def test_saturated_attention_over_outlier_hidden_states_matches_reference(backen
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_fp16_gradients_past_the_range_are_the_rounded_infinity(backend):
+    """The kit's drawn case (fp16, packed, hidden ×100, D = 40) whose exact d_attn_weight reaches −1.3e5 in
+    four elements, past fp16's 65,504: every backend must give −inf there (the correctly rounded value) and
+    meet the rule everywhere else. Rebuilt from its seed as the kit builds it."""
+    gen = torch.Generator().manual_seed(592)
+    hidden = (torch.randn(26, 40, generator=gen, dtype=torch.float64) * 100).half()
+    weight = torch.randn(40, generator=gen, dtype=torch.float64).half()
+    grad = torch.randn(5, 4, 40, generator=gen, dtype=torch.float64).half()
+    cu_seqlens = torch.tensor([0, 4, 4, 14, 26, 26], dtype=torch.int32, device=DEVICE)
+    inputs = {"hidden": hidden.to(DEVICE), "attention_mask": torch.ones(26, dtype=torch.long, device=DEVICE),
+              "response_mask": None, "attn_weight": weight.to(DEVICE), "attn_bias": None}
+    check_against_reference("multiview_pool", inputs, ["hidden", "attn_weight"], [grad.to(DEVICE)], backend,
+                            torch.float16, [torch.float16], cu_seqlens=cu_seqlens, max_seqlen=12)
+    leaf = weight.to(DEVICE).requires_grad_()
+    views = multiview_pool(hidden.to(DEVICE), inputs["attention_mask"], attn_weight=leaf, cu_seqlens=cu_seqlens,
+                           max_seqlen=12, backend=backend)
+    (d_weight,) = torch.autograd.grad(views, leaf, grad.to(DEVICE))
+    assert torch.isinf(d_weight).sum() == 4 and (d_weight[torch.isinf(d_weight)] < 0).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_fp16_mean_of_large_values_does_not_overflow(backend):
     hidden = torch.full((2, 64, 8), 60000.0, dtype=torch.float16, device=DEVICE)
     attention = torch.ones(2, 64, dtype=torch.long, device=DEVICE)

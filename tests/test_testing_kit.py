@@ -16,6 +16,7 @@ from adajudge import ops
 from adajudge.testing import CheckFailure, check_op
 from adajudge.testing.cases import MASK_DTYPES, OP_SPECS
 from adajudge.testing.choices import SeededChoices
+from adajudge.testing.tolerance import compare, overflow_threshold
 from adajudge.views import View
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "testing.md"
@@ -107,6 +108,27 @@ def test_wrong_output_dtype_and_missing_gradient_are_failures():
 
     with pytest.raises(CheckFailure, match="gradient presence differs"):
         check_op(loss_without_gradient, "preference_loss", dtypes=[torch.float32], examples=5)
+
+
+def test_values_past_the_dtype_range_must_be_the_rounded_infinity():
+    """fp16 overflows at 65,520 (65,504 plus half an ulp): an fp64 value there must come out as the ±inf it
+    rounds to, and nothing else passes; below it, an infinity is a failure as before. The overflowing
+    elements stay out of the bound, so the in-range error is judged at its own scale."""
+    expected = torch.tensor([1.0, -1.3e5, 65520.0, 65519.0], dtype=torch.float64)
+    inf = float("inf")
+    rounded = torch.tensor([1.0, -inf, inf, 65504.0], dtype=torch.float16)
+    verdict = compare("x", rounded, expected, rounded, dtype=torch.float16)
+    assert verdict.passed and verdict.bound == pytest.approx(2 * 15 + 1e-3 * 65519)
+    assert overflow_threshold(torch.float16) == 65520.0 and overflow_threshold(torch.float64) == inf
+    for wrong, problem in [((1.0, -65504.0, inf, 65504.0), "lie past torch.float16's range"),
+                           ((1.0, inf, inf, 65504.0), "lie past torch.float16's range"),
+                           ((1.0, -inf, float("nan"), 65504.0), "are \\[nan\\], expected \\[inf\\]"),
+                           ((1.0, -inf, inf, inf), "non-finite values at \\[\\[3\\]\\]")]:
+        verdict = compare("x", torch.tensor(wrong, dtype=torch.float16), expected, rounded, dtype=torch.float16)
+        assert not verdict.passed and re.search(problem, verdict.problem), (wrong, verdict.problem)
+    off = compare("x", torch.tensor([128.0, -inf, inf, 65504.0], dtype=torch.float16), expected, rounded,
+                  dtype=torch.float16)
+    assert not off.passed and off.index == (0,) and off.error == 127.0  # an infinite reference error would excuse it
 
 
 def test_check_op_rejects_unknown_ops_and_dtypes():
