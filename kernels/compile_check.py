@@ -55,7 +55,7 @@ def _pooling_launches(dim: int, dtype: torch.dtype):
         hidden = torch.randn(int(cu[-1]), dim, generator=gen).to(dtype)
         layouts[f"packed_{str(index_dtype).removeprefix('torch.')}"] = (hidden, cu, max(PACKED_LENGTHS))
     for layout, (hidden, cu, max_seqlen) in layouts.items():
-        kinds = torch.randint(0, 3, hidden.shape[:-1], generator=gen, dtype=torch.int8)
+        kinds = torch.randint(0, 3, hidden.shape[:-1], generator=gen, dtype=pool.KINDS_DTYPE)
         for variant in FORWARD_VARIANTS:
             for attn_bias in (bias, None):
                 inputs = (hidden, kinds, weight, attn_bias, cu)

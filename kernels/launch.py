@@ -24,6 +24,7 @@ import functools
 import inspect
 
 import torch
+import triton
 from torch._subclasses.fake_tensor import FakeTensor
 from torch.library import wrap_triton
 from triton.runtime.interpreter import InterpretedFunction
@@ -39,6 +40,8 @@ PROGRAMS_PER_SM = 4
 INTERPRETER_MULTIPROCESSORS = 1
 # CUDA's grid limits: axis 0 up to 2³¹ − 1 blocks, axes 1 and 2 up to 65535.
 GRID_LIMITS = (2**31 - 1, 65535, 65535)
+# (major, minor) of the installed Triton: launch plans that work around one version's ptxas read it.
+TRITON_VERSION = tuple(int(part) for part in triton.__version__.split(".")[:2])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,7 +26,7 @@ backward needs: z_A fp32, lse = m + log l, counts, τ.
 DRAM bytes per row (e: element size of hidden; T tokens, D hidden size, S splits, at least MIN_SPLIT_TOKENS
 tokens each, so the partials are at most 24/(MIN_SPLIT_TOKENS·e) of hidden's bytes):
 
-    fused       T·D·e (hidden, once; padding tokens not read) + 5·T (kinds, scores)
+    fused       T·D·e (hidden, once; padding tokens not read) + (k + 4)·T (kinds, k bytes each; scores)
                 + 2·S·(3·D + 5)·4 (partials, written once, read once) + 4·D·e + 4·D + 16 (views, z_A, statistics)
     two_phase   2·T·D·e + 9·T + 2·S·(3·D + 5)·4 + the same outputs
 
@@ -56,7 +56,7 @@ from torch.library import triton_op
 
 from adajudge.views import NUM_VIEWS, TokenKind, View
 
-from .launch import SMALL_WARPS, forced, launch, multiprocessors, on_device
+from .launch import SMALL_WARPS, TRITON_VERSION, forced, launch, multiprocessors, on_device
 from .pool_forward import forward_variant
 
 # The fused kernels hold the whole hidden size in registers up to this many columns (fp16: fewer, its
@@ -68,6 +68,12 @@ TILE_BYTES = 32 << 10
 # Bytes of each token a thread of a fused program holds (its columns): 32 of bf16, 16 of fp32; fp16 a quarter
 # of that in the forward, half in the backward (more spilled on sm_80, where its conversion takes more).
 ROW_BYTES_PER_THREAD = 64
+# dtype of the token-kind map the kernels read (ours): one byte per token under Triton 3.9; four before 3.9,
+# whose ptxas 12.8 keeps 8-bit kinds on the stack (the fused backward's loop at bf16 D ≥ 3584 on sm_90, an
+# STL.S16 and an LDL.S16 per token), where 32-bit kinds halve its spilling builds (37 → 17, none in a
+# backward). Triton 3.9 spills with 32-bit kinds instead (its bf16 forward). docs/kernels.md has the trade;
+# Triton 3.7 and 3.8 are built by no CI stage.
+KINDS_DTYPE = torch.int32 if TRITON_VERSION < (3, 9) else torch.int8
 # Tokens of one fused split at least: each split writes (and the combine reads) 3·D fp32 partials, at most
 # 24/(MIN_SPLIT_TOKENS·e) of the bytes of hidden it reads.
 MIN_SPLIT_TOKENS = 64
@@ -734,7 +740,7 @@ def multiview_pool_fwd(
     cu_seqlens: torch.Tensor | None,
     max_seqlen: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Launch the forward. `kinds`: int8 `TokenKind` per token, laid out like `hidden`'s tokens;
+    """Launch the forward. `kinds`: `TokenKind` per token in KINDS_DTYPE, laid out like `hidden`'s tokens;
     `max_seqlen`: the longest packed row (unused when padded; a smaller one only unbalances the splits).
 
     Returns `(views [rows, 4, D] in hidden.dtype, scores, z_attn, lse, counts, last_index)`; the last five
@@ -859,10 +865,10 @@ def multiview_pool_bwd(
 
 
 def token_kinds(attention_mask: torch.Tensor, response_mask: torch.Tensor | None) -> torch.Tensor:
-    """int8 `TokenKind` map: 0 padding, 1 prompt, 2 response (one byte per token for the kernels)."""
+    """`TokenKind` map in KINDS_DTYPE: 0 padding, 1 prompt, 2 response."""
     real = attention_mask.bool()
     response = real if response_mask is None else real & response_mask.bool()
-    return (real.to(torch.int8) + response.to(torch.int8)).contiguous()
+    return (real.to(KINDS_DTYPE) + response.to(KINDS_DTYPE)).contiguous()
 
 
 def _save_for_multiview_pool_bwd(ctx, inputs, output):

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from op_cases import DEVICE, LOW_PRECISION, check_against_reference
 
+from adajudge.kernels import multiview_pool as pool
 from adajudge.kernels.launch import force_tile_plan, record_launches
 from adajudge.kernels.pool_forward import FORWARD_VARIANT_ENV, FORWARD_VARIANTS
 
@@ -161,3 +162,27 @@ def test_realistic_sizes_match_reference(dim, backend, forward_variant):
         forward = [launch for launch in launches
                    if launch.name in ("multiview_pool_fwd_kernel", "multiview_pool_accumulate_kernel")]
         assert forward and all((launch.arguments["BLOCK_D"] >= dim) == (forward_variant == "fused") for launch in forward)
+
+
+@pytest.mark.parametrize("forward_variant", FORWARD_VARIANTS)
+@pytest.mark.parametrize("plan", [{}, {"num_splits": 3, "block_t": FORCED_BLOCK_T, "block_d": FORCED_BLOCK_D}],
+                         ids=["default", "splits_and_d_tiles"])
+def test_kinds_in_either_dtype_give_the_same_bits(forward_variant, plan):
+    """The kind map is int8 under Triton 3.9 and int32 before (`KINDS_DTYPE`, a ptxas 12.8 workaround): every
+    kernel, forward and backward, fused and D-tiled, reads either and computes the very same values."""
+    gen = torch.Generator().manual_seed(17)
+    hidden = torch.randn(3, 40, 24, generator=gen).to(DEVICE)
+    attention, response = _late_response_masks(3, 40, gen, left_padding=True)
+    response[0, 5:30] = attention[0, 5:30]  # a response span crossing splits; the others are late and short
+    kinds = pool.token_kinds(attention.to(DEVICE), response.to(DEVICE))
+    weight, bias = torch.randn(24, generator=gen).to(DEVICE), torch.randn((), generator=gen).to(DEVICE)
+    grad_views = torch.randn(3, 4, 24, generator=gen).to(DEVICE)
+    results = []
+    with pool_forward(forward_variant), force_tile_plan(**plan):
+        for dtype in (torch.int8, torch.int32):
+            views, scores, *saved = pool.multiview_pool_fwd(hidden, kinds.to(dtype), weight, bias, None, 0)
+            grads = pool.multiview_pool_bwd(grad_views, hidden, kinds.to(dtype), scores, None, weight, *saved, 0, True)
+            results.append([views, scores, *saved, *grads])
+    for name, int8_result, int32_result in zip(["views", "scores", "z_attn", "lse", "counts", "last_index", "d_hidden",
+                                                "d_attn_weight", "d_attn_bias"], *results):
+        assert torch.equal(int8_result, int32_result), name

@@ -140,7 +140,7 @@ class _PoolInputs:
 
 def _pool_inputs(shape: dict, dtype: torch.dtype, layout: str) -> _PoolInputs:
     b, t, d = shape["B"], shape["T"], shape["D"]
-    kinds = torch.full((b, t), 2, dtype=torch.int8)  # every token a response token; kinds steer no loop
+    kinds = torch.full((b, t), 2, dtype=multiview_pool.KINDS_DTYPE)  # every token a response token; kinds steer no loop
     weight, bias = torch.empty(d, dtype=dtype), torch.empty((), dtype=dtype)
     if layout == "padded":
         return _PoolInputs(torch.empty(b, t, d, dtype=dtype), kinds, None, 0, weight, bias)
