@@ -9,9 +9,9 @@ reference computed in `d`, plus a floor of `RESOLUTION[d]` times the size of the
 The output dtype must match too, and no value may be NaN or infinite, except where the float64 value itself
 lies past the output dtype's range: there the correctly rounded result is ±inf and nothing else passes
 (fp16 gradients of hidden states ×100 reach 1.3e5). Those elements are left out of the bound and the error.
-On failure the message names the tensor, the worst element, both values and the bound, so a failing
-property test says where it broke. `compare` returns the same verdict as a
-`Comparison` whose `ratio` (worst error / bound) the self-test reports.
+On failure the message names the tensor, the worst element, both values and the bound, so a failing property
+test says where it broke. `compare` returns the same verdict as a `Comparison` whose `ratio` (worst error /
+bound) the self-test reports.
 """
 import dataclasses
 import math
