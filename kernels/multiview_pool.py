@@ -28,7 +28,8 @@ tokens each, so the partials are at most 24/(MIN_SPLIT_TOKENS·e) of hidden's by
 
     fused       T·D·e (hidden, once; padding tokens not read) + (k + 4)·T (kinds, k bytes each; scores)
                 + 2·S·(3·D + 5)·4 (partials, written once, read once) + 4·D·e + 4·D + 16 (views, z_A, statistics)
-    two_phase   2·T·D·e + 9·T + 2·S·(3·D + 5)·4 + the same outputs
+    two_phase   2·T·D·e + (2k + 8)·T (kinds read by each phase; scores written, then read) + 2·S·(3·D + 5)·4
+                + the same outputs
 
 Registers of `fused` per thread: 3·C accumulators and C of w_a (fp32), the block being computed in fp32
 (BLOCK_T·C) and the next step's raw tiles in flight (`FusedPlan`): about 250 of the 255 a thread may have
