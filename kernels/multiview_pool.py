@@ -186,6 +186,24 @@ def _column(values_row, offs_t, end):
 
 
 @triton.jit
+def _add_selected_tokens(acc, h, selected, BY_TOKEN: tl.constexpr):
+    """`acc` plus the rows of `h` [BLOCK_T, BLOCK_D] (fp32) whose `selected` [BLOCK_T, 1] is set; the others never
+    touch it, whatever they hold. `BY_TOKEN`, blocks of one or two tokens (the fused plans'): the rows are added
+    one by one, each add kept or dropped by its token's flag, which ptxas issues as one predicated add per token
+    and column (`@P FADD`) where a select and an add per element went before."""
+    if BY_TOKEN and h.shape[0] == 1:
+        total = tl.where(tl.max(selected.to(tl.int32)) > 0, acc + tl.sum(h, axis=0), acc)
+    elif BY_TOKEN and h.shape[0] == 2:
+        h0, h1 = tl.split(tl.permute(h, (1, 0)))
+        s0, s1 = tl.split(tl.permute(selected.to(tl.int32), (1, 0)))
+        total = tl.where(tl.max(s0) > 0, acc + h0, acc)
+        total = tl.where(tl.max(s1) > 0, total + h1, total)
+    else:
+        total = acc + tl.sum(tl.where(selected, h, 0.0), axis=0)
+    return total
+
+
+@triton.jit
 def _fwd_block(h, kind, offs_t, end, w, bias, scores_row, acc_mean, acc_attn, acc_prompt, m, l_sum, n_response, n_prompt,
                last):
     """One block of the fused forward: scores, the online softmax and the three accumulators."""
@@ -193,7 +211,9 @@ def _fwd_block(h, kind, offs_t, end, w, bias, scores_row, acc_mean, acc_attn, ac
     h32 = h.to(tl.float32)
     h_response = tl.where(is_response, h32, 0.0)  # selected, never multiplied by 0: NaN stays out
     acc_mean += tl.sum(h_response, axis=0)
-    acc_prompt += tl.sum(tl.where(kind == PROMPT_TOKEN, h32, 0.0), axis=0)
+    # token by token in 16-bit dtypes, whose blocks are issue-bound (twice the elements per byte of fp32); fp32
+    # has issue to spare, and at D = 8192 no registers (its builds spilled)
+    acc_prompt = _add_selected_tokens(acc_prompt, h32, kind == PROMPT_TOKEN, BY_TOKEN=h.dtype.primitive_bitwidth == 16)
     a = tl.sum(h_response * w[None, :], axis=1) + bias  # [BLOCK_T]
     tl.store(scores_row + offs_t[:, None], a[:, None], mask=offs_t[:, None] < end)  # as a column: no layout change
     responds = tl.max(is_response.to(tl.int32), axis=1) > 0  # [BLOCK_T] (a reduction over one column: free)
@@ -449,6 +469,13 @@ def multiview_pool_combine_kernel(
         m_lane = m_new
         s0 += BLOCK_S
 
+    # The last response token's row, in hidden's dtype: its load issued before the merge's arithmetic, which
+    # hides its latency (loaded after it, as the views' stores began, it spilled in Triton 3.6's packed fp32
+    # builds at D = 576 and 896).
+    tau = tl.max(last, axis=0).to(tl.int32)
+    has_last = (tl.zeros([BLOCK_D], dtype=tl.int32) + tau) >= 0  # a vector mask: empty R_b loads nothing
+    z_last = tl.load(hidden + hidden0 + tl.maximum(tau, 0).to(tl.int64) * stride_ht + offs_d, mask=mask_d & has_last,
+                     other=0.0)  # τ clamped for the address only (the mask drops τ = −1)
     m = tl.max(m_lane, axis=0)
     m_row = tl.where(m == float("-inf"), 0.0, m)
     to_row = tl.exp(m_lane - m_row)  # [BLOCK_S]: each lane's running max to the row's
@@ -459,20 +486,16 @@ def multiview_pool_combine_kernel(
     n_r, n_p = tl.sum(n_response, axis=0), tl.sum(n_prompt, axis=0)
     z_mean = tl.sum(acc_mean, axis=0) / tl.maximum(n_r, 1.0)
     z_prompt = tl.sum(acc_prompt, axis=0) / tl.maximum(n_p, 1.0)
-    z_att = tl.where(l_total > 0, tl.sum(acc_attn, axis=0) / tl.where(l_total > 0, l_total, 1.0), 0.0)
-    tau = tl.max(last, axis=0).to(tl.int32)
-    has_last = (tl.zeros([BLOCK_D], dtype=tl.int32) + tau) >= 0  # a vector mask: empty R_b loads nothing
-    z_last = tl.load(hidden + hidden0 + tl.maximum(tau, 0).to(tl.int64) * stride_ht + offs_d, mask=mask_d & has_last,
-                     other=0.0).to(tl.float32)  # τ clamped for the address only (the mask drops τ = −1)
-
+    empty = l_total == 0  # no response token; a NaN sum (a NaN score) is not empty: it reaches z_A and lse
+    z_att = tl.where(empty, 0.0, tl.sum(acc_attn, axis=0) / tl.where(empty, 1.0, l_total))
     out = views + i_b.to(tl.int64) * VIEWS * D
-    tl.store(out + VIEW_LAST * D + offs_d, z_last.to(views.dtype.element_ty), mask=mask_d)
     tl.store(out + VIEW_MEAN * D + offs_d, z_mean.to(views.dtype.element_ty), mask=mask_d)
     tl.store(out + VIEW_ATTN * D + offs_d, z_att.to(views.dtype.element_ty), mask=mask_d)
     tl.store(out + VIEW_PROMPT * D + offs_d, z_prompt.to(views.dtype.element_ty), mask=mask_d)
     tl.store(z_attn + i_b.to(tl.int64) * D + offs_d, z_att, mask=mask_d)
+    tl.store(out + VIEW_LAST * D + offs_d, z_last, mask=mask_d)
     if i_d == 0:
-        tl.store(lse + i_b, tl.where(l_total > 0, m_row + tl.log(tl.where(l_total > 0, l_total, 1.0)), float("-inf")))
+        tl.store(lse + i_b, tl.where(empty, float("-inf"), m_row + tl.log(tl.where(empty, 1.0, l_total))))
         tl.store(counts + i_b * 2, n_r)
         tl.store(counts + i_b * 2 + 1, n_p)
         tl.store(last_index + i_b, tau)

@@ -71,14 +71,10 @@ def _assert_paths_taken(launches, dim, plan):
         assert all(launch.arguments["num_splits"] > 1 for launch in accumulate + backward)
 
 
-@pytest.mark.parametrize("plan", PLANS)
-@pytest.mark.parametrize("dtype", LOW_PRECISION, ids=str)
-@settings(max_examples=6, deadline=None)
-@given(data=st.data())
-def test_many_splits_and_d_tiles_match_reference(plan, dtype, data):
+def _drawn_padded_case(data, dtype):
+    """`(inputs, grad, dim)`: a drawn padded batch with prompt tokens and a late response in every row."""
     batch, length = data.draw(st.integers(1, 3)), data.draw(st.integers(13, 40))
     dim = data.draw(st.sampled_from([17, 40]))
-    splits = data.draw(st.integers(2, 5))
     gen = torch.Generator().manual_seed(data.draw(st.integers(0, 2**16)))
     attention, response = _late_response_masks(batch, length, gen, left_padding=data.draw(st.booleans()))
     inputs = {
@@ -88,12 +84,38 @@ def test_many_splits_and_d_tiles_match_reference(plan, dtype, data):
         "attn_weight": torch.randn(dim, generator=gen).to(dtype).to(DEVICE),
         "attn_bias": torch.randn((), generator=gen).to(dtype).to(DEVICE),
     }
-    grad = torch.randn(batch, 4, dim, generator=gen).to(dtype).to(DEVICE)
-    with force_tile_plan(**PLANS[plan] | {"num_splits": splits}), record_launches() as launches:
+    return inputs, torch.randn(batch, 4, dim, generator=gen).to(dtype).to(DEVICE), dim
+
+
+@pytest.mark.parametrize("plan", PLANS)
+@pytest.mark.parametrize("dtype", LOW_PRECISION, ids=str)
+@settings(max_examples=6, deadline=None)
+@given(data=st.data())
+def test_many_splits_and_d_tiles_match_reference(plan, dtype, data):
+    inputs, grad, dim = _drawn_padded_case(data, dtype)
+    with force_tile_plan(**PLANS[plan] | {"num_splits": data.draw(st.integers(2, 5))}), record_launches() as launches:
         check_against_reference(
             "multiview_pool", inputs, ["hidden", "attn_weight", "attn_bias"], [grad], "triton", dtype, [dtype]
         )
     _assert_paths_taken(launches, dim, plan)
+
+
+@pytest.mark.parametrize("block_t", [1, 2])
+@pytest.mark.parametrize("dtype", LOW_PRECISION, ids=str)
+@settings(max_examples=4, deadline=None)
+@given(data=st.data())
+def test_fused_blocks_of_one_and_two_tokens_match_reference(block_t, dtype, data):
+    """The fused forward's blocks of one token (bf16 from D = 4096 on) and of two (below): in 16-bit dtypes they
+    add the prompt view token by token, each add predicated on the token's kind (`_add_selected_tokens`), in
+    fp32 by a select and a sum; each block size and dtype with several splits per row, against the fp64
+    reference."""
+    inputs, grad, _ = _drawn_padded_case(data, dtype)
+    with force_tile_plan(block_t=block_t, num_splits=data.draw(st.integers(2, 5))), record_launches() as launches:
+        check_against_reference(
+            "multiview_pool", inputs, ["hidden", "attn_weight", "attn_bias"], [grad], "triton", dtype, [dtype]
+        )
+    forward = [launch for launch in launches if launch.name == "multiview_pool_fwd_kernel"]
+    assert forward and all(launch.arguments["BLOCK_T"] == block_t for launch in forward)
 
 
 @pytest.mark.parametrize("plan", PLANS)

@@ -13,6 +13,7 @@ from adajudge import ops
 from adajudge.kernels.launch import force_tile_plan, record_launches
 from adajudge.reference.preference_loss import NORMBT_MAX_FACTOR
 from adajudge.testing import RESOLUTION
+from adajudge.views import View
 
 EVERY_BACKEND = ["reference", *BACKENDS]
 POOL_GRADIENTS = ["hidden", "attn_weight", "attn_bias"]
@@ -104,20 +105,36 @@ def test_nan_and_inf_in_padding_tokens_change_nothing(backend, dtype, packed):
 
 
 @pytest.mark.parametrize("backend", EVERY_BACKEND)
-def test_a_nan_prompt_token_reaches_only_the_prompt_view(backend):
+@pytest.mark.parametrize("dtype", [torch.float32, *LOW_PRECISION], ids=str)
+def test_a_nan_prompt_token_reaches_only_the_prompt_view(backend, dtype):
     """Tokens outside a view never influence it: NaN in the prompt leaves the last, mean and attention views
     and every gradient but nothing else; the prompt view, which reads it, is NaN."""
-    clean, _, grad, _ = _poisoned_pooling_inputs(torch.float32, packed=False)
+    clean, _, grad, _ = _poisoned_pooling_inputs(dtype, packed=False)
     poisoned = {**clean, "hidden": clean["hidden"].clone()}
     poisoned["hidden"][2, 1] = float("nan")  # a prompt token of row 2
     call = lambda **kw: ops.multiview_pool(**kw, backend=backend)
     expected_views, expected_grads = run_with_grads(call, clean, POOL_GRADIENTS, [grad])
     views, grads = run_with_grads(call, poisoned, POOL_GRADIENTS, [grad])
-    assert torch.isnan(views[0][2, 3]).all()
-    views[0][2, 3] = expected_views[0][2, 3]
+    assert torch.isnan(views[0][2, View.PROMPT]).all()
+    views[0][2, View.PROMPT] = expected_views[0][2, View.PROMPT]
     torch.testing.assert_close(views[0], expected_views[0], rtol=0, atol=0)
     for name, actual, expected in zip(POOL_GRADIENTS, grads, expected_grads):
         torch.testing.assert_close(actual, expected, rtol=0, atol=0, msg=f"d_{name}")
+
+
+@pytest.mark.parametrize("backend", EVERY_BACKEND)
+@pytest.mark.parametrize("dtype", [torch.float32, *LOW_PRECISION], ids=str)
+def test_a_nan_response_token_stays_out_of_the_prompt_and_last_views(backend, dtype):
+    """The mirror case: NaN in a response token that is not the last makes its row's mean and attention views
+    NaN (they read it) and leaves its last and prompt views, and every other row, as they were."""
+    clean, _, _, _ = _poisoned_pooling_inputs(dtype, packed=False)
+    poisoned = {**clean, "hidden": clean["hidden"].clone()}
+    poisoned["hidden"][2, 6] = float("nan")  # row 2: prompt tokens 0-2, response 5-9
+    expected = ops.multiview_pool(**clean, backend=backend)
+    views = ops.multiview_pool(**poisoned, backend=backend)
+    assert torch.isnan(views[2, [View.MEAN, View.ATTN]]).all()
+    views[2, [View.MEAN, View.ATTN]] = expected[2, [View.MEAN, View.ATTN]]
+    torch.testing.assert_close(views, expected, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("backend", EVERY_BACKEND)
