@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.gpu_model import sass as sass_reader
 from bench.gpu_model.gpus import GPUS
 from bench.gpu_model.model import LIMITERS
 from bench.gpu_model.records import KEYS
@@ -234,3 +235,30 @@ def test_the_full_model_covers_every_kernel_shape_dtype_layout_and_gpu(tmp_path)
         ("router_mix", ""), ("preference_loss", "focal"), ("preference_loss", "normbt"), ("preference_loss", "normbt_ema")}
     normbt_small = [r for r in records if r["variant"] == "normbt" and r["shape"] == "N32 D4096"]
     assert {r["kernel"] for r in normbt_small} == {"preference_loss_distance_kernel", "preference_loss_fwd_kernel", "all"}
+
+
+# SASS of a load issued before a loop and first used after it (a packed row's start, read for the last token's
+# address after the merge loop); `{body}` is the loop's first instruction.
+LOAD_ACROSS_A_LOOP = """
+        /*0000*/                   LDG.E R2, desc[UR4][R4.64] ;
+.L_x_0:
+        /*0010*/                   {body} ;
+        /*0020*/                   FADD R7, R6, R7 ;
+        /*0030*/              @P0 BRA `(.L_x_0) ;
+        /*0040*/                   IADD3 R3, R2, R3, RZ ;
+        /*0050*/                   EXIT ;
+"""
+
+
+def test_a_load_used_after_a_loop_that_waits_on_its_own_loads_is_counted_across_it():
+    """docs/gpu_model.md: such a batch overlaps the loop's first wait (the model takes that wait off its
+    latency); a loop that loads nothing hides only its issue, which the batch does not count."""
+    waiting = sass_reader.parse(LOAD_ACROSS_A_LOOP.format(body="LDG.E R6, desc[UR4][R8.64]"))
+    outside, loop = waiting.regions()
+    (batch,) = outside.load_batches()
+    assert batch.across is loop.loop and batch.instructions_before_use == 0
+    (own,) = loop.load_batches()
+    assert own.across is None and own.instructions_before_use == 0
+    computing = sass_reader.parse(LOAD_ACROSS_A_LOOP.format(body="MOV R6, R9"))
+    (batch,) = computing.regions()[0].load_batches()
+    assert batch.across is None and batch.instructions_before_use == 0

@@ -3,7 +3,8 @@ on a GPU from its static profile.
 
     occupancy      c = min(CTAs by registers, by shared memory, by warps, 32)
     DRAM bytes     Σ_tensors min(bytes requested, bytes of the tensor), loads and stores apart
-    per program    chain_p = Σ_regions runs_p,r · (Σ_batches latency + issue_r + barriers_r · t_bar)
+    per program    chain_p = Σ_regions runs_p,r · (Σ_batches latency + issue_r + barriers_r · t_bar); a batch first
+                   used after an inner loop that runs and waits on its own loads overlaps that loop's first wait
     per SM         programs in launch order onto c·SMs slots, each busy for its chain (list scheduling)
     kernel         max(DRAM bytes / copy BW, L2 bytes / L2 BW, max_SM(latency, issue, shared pipe)) + launch
 """
@@ -103,14 +104,23 @@ def predict_kernel(profile: KernelProfile, gpu: Gpu, streamed: tuple[str, ...] =
 
     issue_cycles = math.ceil(warps / gpu.issue_per_clock)  # each scheduler issues for its share of the CTA's warps
 
-    def exposed(batch):  # the latency the work issued before the first wait does not hide
-        hidden = (batch.instructions_before_use * issue_cycles + batch.barriers_before_use * gpu.barrier_cycles) / clock
-        return max(0.0, max(latency(tensor) for tensor, _ in batch.loads) - hidden)
+    def batch_latency(batch):
+        return max(latency(tensor) for tensor, _ in batch.loads)
 
-    memory_s = np.array([sum(exposed(batch) for batch in r.load_batches) for r in profile.regions])
+    def exposed(batch, overlapped=0.0):  # the latency the work issued before the first wait does not hide
+        hidden = (batch.instructions_before_use * issue_cycles + batch.barriers_before_use * gpu.barrier_cycles) / clock
+        return max(0.0, batch_latency(batch) - hidden - overlapped)
+
+    memory_s = np.array([sum(exposed(b) for b in r.load_batches if b.across_region is None) for r in profile.regions])
+    memory = runs @ memory_s
+    for r, region in enumerate(profile.regions):  # batches first used after a loop that waits on loads of its own:
+        for b in (b for b in region.load_batches if b.across_region is not None):  # its first wait overlaps theirs
+            loop = profile.regions[b.across_region]
+            overlapped = batch_latency(loop.load_batches[0])
+            memory += runs[:, r] * np.where(runs[:, b.across_region] > 0, exposed(b, overlapped), exposed(b))
     issue_s = np.array([r.instructions * issue_cycles / clock for r in profile.regions])
     barrier_s = np.array([r.barriers * gpu.barrier_cycles / clock for r in profile.regions])
-    parts = {"memory-level parallelism": runs @ memory_s, "serial issue": runs @ issue_s, "barriers": runs @ barrier_s}
+    parts = {"memory-level parallelism": memory, "serial issue": runs @ issue_s, "barriers": runs @ barrier_s}
     chains = sum(parts.values())
     finish, sm_of = _schedule(chains, ctas * gpu.multiprocessors, gpu.multiprocessors)
 

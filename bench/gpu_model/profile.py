@@ -38,11 +38,13 @@ class RegionProfile:
 @dataclasses.dataclass
 class LoadBatch:
     """Global loads a warp has in flight together: (tensor, bytes per warp) each, and the work it issues
-    after the last of them before it waits on them."""
+    after the last of them before it waits on them; `across_region`: the region (a loop waiting on loads of
+    its own) that runs between the batch's loads and their first use."""
 
     loads: list[tuple[str | None, int]]
     instructions_before_use: int
     barriers_before_use: int
+    across_region: int | None = None
 
     @property
     def bytes(self) -> int:
@@ -207,11 +209,13 @@ def profile(launch: Launch) -> KernelProfile:
     blocks, scales = _map_loops(function, regions, notes)
     memory_ops = ttir_reader.memory_ops(function)
     profiles, widths = [], {}
+    region_of_loop = {id(region.loop): index for index, region in enumerate(regions) if region.loop is not None}
     for region, block in zip(regions, blocks):
         counts = region.counts()
         tensors = _region_tensors(region.instructions, memory_ops, block)
         batches = [LoadBatch([(tensors[i.address], i.access_bytes * sass_reader.WARP_LANES) for i in batch.loads],
-                             batch.instructions_before_use, batch.barriers_before_use)
+                             batch.instructions_before_use, batch.barriers_before_use,
+                             region_of_loop[id(batch.across)] if batch.across is not None else None)
                    for batch in region.load_batches()]
         profiles.append(RegionProfile(region.loop.start if region.loop else None, block, counts["instructions"],
                                       counts["barriers"], counts["shared_instructions"], counts["shared_wavefronts"],

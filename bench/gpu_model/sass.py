@@ -111,10 +111,12 @@ class Loop:
 
 @dataclasses.dataclass
 class Region:
-    """The instructions of one loop body (or of the kernel outside every loop), inner loops excluded."""
+    """The instructions of one loop body (or of the kernel outside every loop), inner loops excluded;
+    `waiting_loops`: the loops nested directly in it whose bodies wait on a global load."""
 
     loop: Loop | None
     instructions: list[Instruction]
+    waiting_loops: list[Loop] = dataclasses.field(default_factory=list)
 
     @property
     def lines(self) -> set[tuple[tuple[str, int], ...]]:
@@ -133,9 +135,17 @@ class Region:
 
     def load_batches(self) -> list[Batch]:
         """The global loads a warp has outstanding together, batch by batch (see the module docstring), with
-        the work it issues between the batch's last load and the first instruction that waits on it."""
+        the work it issues between the batch's last load and the first instruction that waits on it. A batch
+        still outstanding when a waiting inner loop runs (issued before it, first used after it) closes there,
+        `across` that loop."""
         batches, pending, loads, work = [], set(), [], [0, 0]
+        previous = -1
         for instruction in self.instructions:
+            crossed = next((loop for loop in self.waiting_loops if previous < loop.start <= instruction.address), None)
+            previous = instruction.address
+            if pending and crossed is not None:
+                batches.append(Batch(loads, *work, across=crossed))
+                pending, loads = set(), []
             written, read = instruction.registers()
             if pending and (read | written) & pending:
                 batches.append(Batch(loads, *work))
@@ -160,6 +170,7 @@ class Batch:
     loads: list[Instruction]
     instructions_before_use: int
     barriers_before_use: int
+    across: Loop | None = None  # a loop that runs, and waits on its own loads, before the first use
 
 
 @dataclasses.dataclass
@@ -178,7 +189,14 @@ class Sass:
                 if loop.contains(instruction.address) and (innermost < 0 or self.loops[innermost].depth < loop.depth):
                     innermost = index
             by_loop[innermost].append(instruction)
-        return [Region(None, by_loop[-1])] + [Region(loop, by_loop[i]) for i, loop in enumerate(self.loops)]
+        waiting = [loop for loop in self.loops
+                   if any(i.is_global_load and loop.contains(i.address) for i in self.instructions)]
+
+        def children(parent):
+            return [loop for loop in waiting if loop.parent is parent]
+
+        return [Region(None, by_loop[-1], children(None))] + [Region(loop, by_loop[i], children(loop))
+                                                             for i, loop in enumerate(self.loops)]
 
     @property
     def spills(self) -> int:
