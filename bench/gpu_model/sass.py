@@ -112,7 +112,8 @@ class Loop:
 @dataclasses.dataclass
 class Region:
     """The instructions of one loop body (or of the kernel outside every loop), inner loops excluded;
-    `waiting_loops`: the loops nested directly in it whose bodies wait on a global load."""
+    `waiting_loops`: the loops nested directly in it whose own bodies (inner loops excluded) load from global
+    memory."""
 
     loop: Loop | None
     instructions: list[Instruction]
@@ -189,8 +190,8 @@ class Sass:
                 if loop.contains(instruction.address) and (innermost < 0 or self.loops[innermost].depth < loop.depth):
                     innermost = index
             by_loop[innermost].append(instruction)
-        waiting = [loop for loop in self.loops
-                   if any(i.is_global_load and loop.contains(i.address) for i in self.instructions)]
+        # a loop whose own body (not an inner loop's) waits on a global load: it has a first load batch
+        waiting = [loop for index, loop in enumerate(self.loops) if any(i.is_global_load for i in by_loop[index])]
 
         def children(parent):
             return [loop for loop in waiting if loop.parent is parent]
